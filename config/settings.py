@@ -1,0 +1,176 @@
+"""OTPflow settings: one pydantic-settings object, built once at each process's edge.
+
+Every setting is an environment variable with the prefix ``OTPFLOW_``; nested settings use
+``__`` (``OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY``). A ``.env`` file in the working directory is
+read too. The README's settings table lists them all; keep the two in step.
+
+Code below the edge never reads the environment: the CLI, the Celery app module and the API
+factory call :func:`load_settings` once and pass the object (or a part of it) down.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET = "otpflow-development-secret-change-me"
+DEV_API_KEYS = "demo:demo-key"
+
+logger = logging.getLogger("otpflow.config")
+
+
+class ZixflowSettings(BaseModel):
+    """The Zixflow-style ingest API (seed 001 SMS, WhatsApp ingest)."""
+
+    base_url: str = "https://api-ai.zixflow.com"
+    api_key: SecretStr = SecretStr("")
+    workspace_id: str = ""
+    whatsapp_phone_id: str = Field(
+        default="", description="Default WhatsApp phone_id when a step does not give one."
+    )
+
+
+class ProvidersSettings(BaseModel):
+    zixflow: ZixflowSettings = ZixflowSettings()
+
+
+class RoutesSettings(BaseModel):
+    """Which providers serve each channel, in failover order."""
+
+    model_config = {"extra": "allow"}
+
+    sms: Annotated[list[str], NoDecode] = ["zixflow"]
+    whatsapp: Annotated[list[str], NoDecode] = ["zixflow"]
+
+    @field_validator("sms", "whatsapp", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_csv(value)
+
+    def for_channel(self, channel: str) -> list[str]:
+        value = getattr(self, channel, None)
+        if value is None:
+            return []
+        return list(_split_csv(value))  # type: ignore[arg-type]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an OTPflow process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OTPFLOW_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis holding flow state."
+    )
+    broker_url: str = Field(default="", description="Celery broker; empty means redis_url.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL where providers reach this API; DLR callback URLs are built on it.",
+    )
+    secret: SecretStr = Field(
+        default=SecretStr(DEV_SECRET),
+        description="HMAC key for DLR callback tokens and webhook signatures.",
+    )
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: _parse_api_keys(DEV_API_KEYS),
+        description="workspace:key pairs, comma separated.",
+    )
+    allow_private_webhooks: bool = Field(
+        default=False,
+        description="Allow webhooks to loopback/private addresses (development and tests).",
+    )
+    providers: ProvidersSettings = ProvidersSettings()
+    routes: RoutesSettings = RoutesSettings()
+
+    flow_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long flow state is kept in Redis."
+    )
+    send_budget_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Time a step may spend on provider retries before the flow moves on.",
+    )
+    provider_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one provider HTTP request."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of one webhook POST."
+    )
+    webhook_max_attempts: int = Field(
+        default=6, ge=1, description="Attempts for a switch webhook before giving up."
+    )
+    log_level: str = Field(default="WARNING", description="Log level of OTPflow processes.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _parse_api_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _default_broker(self) -> Settings:
+        if not self.broker_url:
+            self.broker_url = self.redis_url
+        self.public_url = self.public_url.rstrip("/")
+        return self
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret.get_secret_value() == DEV_SECRET
+
+    @property
+    def uses_dev_api_keys(self) -> bool:
+        return self.api_keys == _parse_api_keys(DEV_API_KEYS)
+
+
+def _parse_api_keys(raw: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for pair in raw.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        workspace, sep, key = pair.partition(":")
+        if not sep or not workspace.strip() or not key.strip():
+            raise ValueError("OTPFLOW_API_KEYS must be workspace:key pairs separated by commas")
+        keys[workspace.strip()] = key.strip()
+    return keys
+
+
+class InsecureDefaultWarning(UserWarning):
+    """A development default (secret, API key) is in use."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once at a process's edge; warn loudly about development defaults."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.uses_dev_secret:
+        warnings.warn(
+            "OTPFLOW_SECRET is not set: using the public development secret. Anyone can forge "
+            "DLR callbacks and webhook signatures. Set OTPFLOW_SECRET before real use.",
+            InsecureDefaultWarning,
+            stacklevel=2,
+        )
+    if settings.uses_dev_api_keys:
+        warnings.warn(
+            "OTPFLOW_API_KEYS is not set: the API accepts the demo key 'demo:demo-key'. "
+            "Set OTPFLOW_API_KEYS before exposing the API.",
+            InsecureDefaultWarning,
+            stacklevel=2,
+        )
+    return settings

@@ -1,0 +1,326 @@
+"""The flow request (seed 000) and the per-channel payloads it carries.
+
+A request is checked in two passes so that every bad field is named by its path at once:
+the envelope (``messages``, ``channel``, ``timeout``, ...) and then each step's ``data`` against
+the payload model registered for its (channel, messageType). A new channel is one payload model
+and one :data:`PAYLOADS` entry; nothing else changes.
+
+Error paths are dotted and zero-based, as the API returns them: ``messages.1.data.recipient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+MAX_STEPS = 10
+MAX_TIMEOUT_SECONDS = 300
+
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    return str(_HTTP_URL.validate_python(value))
+
+
+PhoneNumber = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]{7,14}$"),
+    Field(description="Country code and number, digits only, no '+' (seed 001): 919876543210."),
+]
+Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+PostBackData = Annotated[str, StringConstraints(max_length=256)]
+
+
+class Payload(BaseModel):
+    """Base of every step payload: strict types, unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    recipient: str
+
+    def text_fields(self) -> list[str]:
+        """Message text in this payload, so tests and log checks know what must never leak."""
+        return []
+
+
+class SmsPayload(Payload):
+    """Zixflow SMS (seed 001)."""
+
+    recipient: PhoneNumber
+    message: Annotated[str, StringConstraints(min_length=1, max_length=1600)]
+    sender_id: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    route: Literal["promotional", "transactional", "otp"]
+    is_flash: bool = False
+    dlt_entity_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    dlt_template_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    post_back_url: Url | None = None
+    post_back_data: PostBackData | None = None
+
+    def text_fields(self) -> list[str]:
+        return [self.message]
+
+
+class WhatsAppBase(Payload):
+    recipient: PhoneNumber
+    phone_id: ShortText
+    post_back_url: Url | None = None
+    post_back_data: PostBackData | None = None
+
+
+class WhatsAppTemplatePayload(WhatsAppBase):
+    """An approved template (Zixflow ingest ``template/send``)."""
+
+    template_name: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    language: Annotated[str, StringConstraints(min_length=2, max_length=15)] = "en"
+    variables: dict[str, Annotated[str, StringConstraints(max_length=1024)]] | None = None
+
+    def text_fields(self) -> list[str]:
+        return list((self.variables or {}).values())
+
+
+class WhatsAppCustomPayload(WhatsAppBase):
+    """A free-text session message."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    preview_url: bool = False
+
+    def text_fields(self) -> list[str]:
+        return [self.text]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class InteractiveText(_Strict):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class InteractiveFooter(_Strict):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+
+
+class InteractiveHeader(_Strict):
+    """Seed 004: text (<= 60 characters), or an http(s) image, video or document."""
+
+    type: Literal["text", "image", "video", "document"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=60)] | None = None
+    image: Url | None = None
+    video: Url | None = None
+    document: Url | None = None
+
+    @model_validator(mode="after")
+    def _one_content_field(self) -> InteractiveHeader:
+        given = {name for name in ("text", "image", "video", "document") if getattr(self, name)}
+        if given != {self.type}:
+            raise ValueError(f"a header of type {self.type!r} needs exactly that one field")
+        return self
+
+
+class ReplyButton(_Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+
+
+class Button(_Strict):
+    type: Literal["reply"]
+    reply: ReplyButton
+
+
+class InteractiveAction(_Strict):
+    buttons: Annotated[list[Button], Field(min_length=1, max_length=3)]
+
+
+class Interactive(_Strict):
+    type: Literal["button"] = "button"
+    header: InteractiveHeader | None = None
+    body: InteractiveText
+    footer: InteractiveFooter | None = None
+    action: InteractiveAction
+
+
+class WhatsAppInteractivePayload(WhatsAppBase):
+    """Reply buttons (seed 004's interactive object, sent through the Zixflow ingest API)."""
+
+    interactive: Interactive
+
+    def text_fields(self) -> list[str]:
+        texts = [self.interactive.body.text]
+        if self.interactive.header and self.interactive.header.text:
+            texts.append(self.interactive.header.text)
+        if self.interactive.footer:
+            texts.append(self.interactive.footer.text)
+        return texts
+
+
+# (channel, messageType) -> payload model. The only place a channel is registered.
+PAYLOADS: dict[tuple[str, str], type[Payload]] = {
+    ("sms", ""): SmsPayload,
+    ("whatsapp", "template"): WhatsAppTemplatePayload,
+    ("whatsapp", "custom"): WhatsAppCustomPayload,
+    ("whatsapp", "interactive"): WhatsAppInteractivePayload,
+}
+CHANNELS = ("sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber")
+
+
+def message_types(channel: str) -> list[str]:
+    return [message_type for (ch, message_type) in PAYLOADS if ch == channel]
+
+
+class StepEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
+    timeout: Annotated[int, Field(strict=True, ge=0, le=MAX_TIMEOUT_SECONDS)]
+    messageType: Annotated[str, StringConstraints(max_length=32)] = ""  # noqa: N815 (seed name)
+    data: dict[str, Any]
+
+
+class FlowEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: Annotated[list[StepEnvelope], Field(min_length=1, max_length=MAX_STEPS)]
+    webhookurl: Url | None = None
+    callbackData: Annotated[str, StringConstraints(max_length=1024)] | None = None  # noqa: N815
+
+
+@dataclass(frozen=True)
+class Step:
+    channel: str
+    timeout: int
+    message_type: str
+    data: Payload
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    message: str
+
+
+class InvalidRequest(ValueError):
+    """The request breaks the contract; ``errors`` names every bad field by its path."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.path}: {e.message}" for e in errors))
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """A validated flow: the only shape the store and the worker ever see."""
+
+    steps: tuple[Step, ...]
+    webhook_url: str | None = None
+    callback_data: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> FlowRequest:
+        """Validate a seed-000 request (a dict as decoded from JSON); raise InvalidRequest."""
+        errors: list[FieldError] = []
+        envelope: FlowEnvelope | None = None
+        try:
+            envelope = FlowEnvelope.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(_field_errors(exc))
+        messages = raw.get("messages") if isinstance(raw, Mapping) else None
+        steps: list[Step] = []
+        if isinstance(messages, list):
+            for index, message in enumerate(messages[:MAX_STEPS]):
+                step = _parse_step(index, message, errors)
+                if step is not None:
+                    steps.append(step)
+        if errors or envelope is None:
+            raise InvalidRequest(_dedupe(errors))
+        return cls(
+            steps=tuple(steps),
+            webhook_url=envelope.webhookurl,
+            callback_data=envelope.callbackData,
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The seed-000 shape again; ``FlowRequest.parse(r.to_json_dict()) == r``."""
+        return {
+            "messages": [
+                {
+                    "channel": step.channel,
+                    "timeout": step.timeout,
+                    "messageType": step.message_type,
+                    "data": step.data.model_dump(mode="json", exclude_none=True),
+                }
+                for step in self.steps
+            ],
+            "webhookurl": self.webhook_url,
+            "callbackData": self.callback_data,
+        }
+
+
+def _parse_step(index: int, message: Any, errors: list[FieldError]) -> Step | None:
+    if not isinstance(message, Mapping):
+        return None  # the envelope pass already reported it
+    channel, message_type = message.get("channel"), message.get("messageType", "")
+    data = message.get("data")
+    if channel not in CHANNELS or not isinstance(message_type, str):
+        return None
+    model = PAYLOADS.get((channel, message_type))
+    if model is None:
+        allowed = message_types(channel)
+        hint = (
+            "allowed: " + ", ".join(repr(t) for t in allowed)
+            if allowed
+            else "this channel is not available yet"
+        )
+        errors.append(
+            FieldError(
+                f"messages.{index}.messageType",
+                f"{message_type!r} is not a message type of channel {channel!r} ({hint})",
+            )
+        )
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        payload = model.model_validate(dict(data))
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc, prefix=f"messages.{index}.data"))
+        return None
+    timeout = message.get("timeout")
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        return None
+    return Step(channel=channel, timeout=timeout, message_type=message_type, data=payload)
+
+
+def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    found = []
+    for error in exc.errors(include_url=False, include_input=False):
+        # Union and function validators add their own names to the location; keep real fields.
+        parts = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        path = ".".join(([prefix] if prefix else []) + parts) or prefix or "body"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        found.append(FieldError(path, message))
+    return found
+
+
+def _dedupe(errors: list[FieldError]) -> list[FieldError]:
+    seen: dict[str, FieldError] = {}
+    for error in errors:
+        seen.setdefault(error.path, error)
+    return list(seen.values())

@@ -1,0 +1,457 @@
+"""The flow store: flow state in Redis, changed only by atomic Lua transitions.
+
+Each transition is one script run: it reads the state, asks the transition tables of
+:mod:`otpflow.flow.states` whether the event is allowed, writes the new state, appends the
+timeline event and maintains the deadline index, all at once. So concurrent or repeated tasks
+and duplicate or late reports can never send a step twice or switch twice: whoever comes second
+finds the state already moved and gets told so.
+
+Time inside the scripts is Redis's own clock (``TIME``), one clock for every process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+
+from otpflow.flow import keys
+from otpflow.flow.models import FlowRequest
+from otpflow.flow.states import (
+    DLR_EVENTS,
+    FLOW_TRANSITIONS,
+    STEP_TRANSITIONS,
+    DlrStatus,
+    FlowStatus,
+    lua_table,
+)
+
+_PRELUDE = (
+    lua_table("STEP", STEP_TRANSITIONS)  # type: ignore[arg-type]
+    + lua_table("FLOW", FLOW_TRANSITIONS)  # type: ignore[arg-type]
+    + """
+local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY = KEYS[1], KEYS[2], KEYS[3]
+local FLOW_ID = ARGV[1]
+local TTL = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+
+local function get(name) return redis.call('HGET', FLOW_KEY, name) end
+local function sget(i, name) return redis.call('HGET', FLOW_KEY, 's' .. i .. ':' .. name) end
+local function sset(i, name, value) redis.call('HSET', FLOW_KEY, 's' .. i .. ':' .. name, value) end
+
+local function event(ev)
+  ev.ts = NOW
+  redis.call('RPUSH', EVENTS_KEY, cjson.encode(ev))
+end
+
+local function step_to(i, ev)
+  local target = STEP[(sget(i, 'status') or '') .. '|' .. ev]
+  if target then
+    sset(i, 'status', target)
+    if target ~= 'sending' and target ~= 'sent' then sset(i, 'ended_at', NOW) end
+  end
+  return target
+end
+
+local function flow_to(ev)
+  local target = FLOW[(get('status') or '') .. '|' .. ev]
+  if target then
+    redis.call('HSET', FLOW_KEY, 'status', target, 'updated_at', NOW)
+    if target ~= 'in_progress' then redis.call('HSET', FLOW_KEY, 'ended_at', NOW) end
+  end
+  return target
+end
+
+local function set_deadline(i, at)
+  sset(i, 'deadline', at)
+  redis.call('ZADD', DEADLINES_KEY, at, FLOW_ID .. ':' .. i)
+  redis.call('EXPIRE', DEADLINES_KEY, TTL)
+end
+
+local function clear_deadline(i)
+  redis.call('ZREM', DEADLINES_KEY, FLOW_ID .. ':' .. i)
+end
+
+-- The flow has ended: later steps that never started are skipped, no deadline remains.
+local function close_steps()
+  local n = tonumber(get('steps'))
+  for i = 0, n - 1 do
+    clear_deadline(i)
+    step_to(i, 'skip')
+  end
+end
+
+-- Step i has ended without delivery: move to the next step, or fail the flow.
+local function advance(i, reason)
+  clear_deadline(i)
+  local n = tonumber(get('steps'))
+  local from_status = sget(i, 'status')
+  if i + 1 < n then
+    redis.call('HSET', FLOW_KEY, 'current', i + 1, 'updated_at', NOW)
+    -- a pending step overdue by the grace period gets its send re-enqueued by the sweeper
+    set_deadline(i + 1, NOW)
+    event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
+           reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
+    return {'switched', tostring(i + 1)}
+  end
+  flow_to('exhaust')
+  redis.call('HSET', FLOW_KEY, 'reason', reason)
+  close_steps()
+  event({type = 'flow_failed', step = i, status = from_status, reason = reason})
+  return {'exhausted', ''}
+end
+
+if redis.call('EXISTS', FLOW_KEY) == 0 then return {'missing', ''} end
+local FLOW_ENDED = {delivered = true, failed = true, cancelled = true}
+"""
+)
+
+_CLAIM = """
+local i, attempt, lease = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local status = get('status')
+if FLOW_ENDED[status] then
+  step_to(i, 'skip')
+  return {'flow_ended', status}
+end
+if tonumber(get('current')) ~= i then return {'not_current', get('current')} end
+if attempt == 1 then
+  if not step_to(i, 'claim') then return {'already_claimed', sget(i, 'status')} end
+  sset(i, 'claimed_at', NOW)
+  set_deadline(i, NOW + lease)
+  flow_to('start')
+elseif sget(i, 'status') ~= 'sending' or tonumber(sget(i, 'attempts')) ~= attempt - 1 then
+  return {'already_claimed', sget(i, 'status')}
+end
+sset(i, 'attempts', attempt)
+return {'claimed', sget(i, 'claimed_at')}
+"""
+
+_ACCEPTED = """
+local i, provider, message_id, timeout = tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+sset(i, 'provider', provider)
+sset(i, 'message_id', message_id)
+sset(i, 'accepted_at', NOW)
+event({type = 'sent', step = i, channel = sget(i, 'channel'), provider = provider,
+       message_id = message_id})
+if not step_to(i, 'accepted') then return {'ignored', sget(i, 'status')} end
+set_deadline(i, NOW + timeout)
+return {'sent', tostring(NOW + timeout)}
+"""
+
+_SEND_ERROR = """
+local i, provider, reason = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if provider ~= '' then sset(i, 'provider', provider) end
+sset(i, 'reason', reason)
+if not step_to(i, 'send_error') then return {'ignored', sget(i, 'status')} end
+event({type = 'send_error', step = i, channel = sget(i, 'channel'), provider = provider,
+       reason = reason})
+return {'error', ''}
+"""
+
+_ATTEMPT_FAILED = """
+local i, provider, reason, attempt = tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+event({type = 'attempt_failed', step = i, channel = sget(i, 'channel'), provider = provider,
+       reason = reason, attempt = attempt})
+return {'recorded', ''}
+"""
+
+_DLR = """
+local i, dlr, step_event, provider = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local last = sget(i, 'dlr')
+redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1)
+if last == dlr then return {'duplicate', ''} end
+sset(i, 'dlr', dlr)
+sset(i, 'dlr_at', NOW)
+local flow_status = get('status')
+local ev = {type = 'dlr', step = i, channel = sget(i, 'channel'), provider = provider, status = dlr}
+if step_event == '' then
+  event(ev)
+  return {'recorded', ''}
+end
+local step_status = step_to(i, step_event)
+if not step_status then
+  -- the step had already ended: a late report is recorded, and may still end a running flow
+  ev.late = true
+  event(ev)
+  if step_event == 'dlr_delivered' and flow_to('deliver') then
+    redis.call('HSET', FLOW_KEY, 'delivered_step', i)
+    close_steps()
+    event({type = 'flow_delivered', step = i, late = true})
+    return {'delivered', 'late'}
+  end
+  return {'late', ''}
+end
+event(ev)
+if step_status == 'delivered' then
+  if flow_to('deliver') then
+    redis.call('HSET', FLOW_KEY, 'delivered_step', i)
+    close_steps()
+    event({type = 'flow_delivered', step = i})
+    return {'delivered', ''}
+  end
+  return {'recorded', ''}
+end
+-- failed: the check task decides the switch, now instead of at the timeout
+if FLOW_ENDED[flow_status] or tonumber(get('current')) ~= i then return {'recorded', ''} end
+return {'failed', ''}
+"""
+
+_CHECK = """
+local i = tonumber(ARGV[3])
+if FLOW_ENDED[get('status')] then return {'flow_ended', get('status')} end
+local current = tonumber(get('current'))
+if current ~= i then return {'moved_on', tostring(current)} end
+local status = sget(i, 'status')
+if status == 'sent' or status == 'sending' then
+  local deadline = tonumber(sget(i, 'deadline'))
+  if NOW < deadline then return {'not_due', tostring(deadline - NOW)} end
+  step_to(i, 'deadline')
+  if status == 'sent' then return advance(i, 'timeout') end
+  sset(i, 'reason', 'send_lease_expired')
+  return advance(i, 'send_lease_expired')
+end
+if status == 'failed' then return advance(i, 'dlr_' .. (sget(i, 'dlr') or 'failed')) end
+if status == 'error' then return advance(i, 'send_error') end
+return {'waiting', status}
+"""
+
+_CANCEL = """
+if not flow_to('cancel') then return {'ignored', get('status')} end
+close_steps()
+event({type = 'flow_cancelled'})
+return {'cancelled', ''}
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a transition did: ``kind`` names it, ``detail`` carries its one value."""
+
+    kind: str
+    detail: str = ""
+
+    @property
+    def number(self) -> float:
+        return float(self.detail)
+
+
+@dataclass(frozen=True)
+class StepView:
+    index: int
+    channel: str
+    message_type: str
+    timeout: int
+    status: str
+    provider: str | None = None
+    message_id: str | None = None
+    attempts: int = 0
+    claimed_at: float | None = None
+    accepted_at: float | None = None
+    deadline: float | None = None
+    ended_at: float | None = None
+    dlr: str | None = None
+    dlr_at: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """A flow's state as stored: ids, statuses and times; no recipient and no text."""
+
+    flow_id: str
+    workspace: str
+    status: str
+    current: int
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    delivered_step: int | None
+    reason: str | None
+    steps: list[StepView]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in {FlowStatus.DELIVERED, FlowStatus.FAILED, FlowStatus.CANCELLED}
+
+
+def connect_redis(url: str) -> Redis:
+    """The Redis client every OTPflow process uses: health-checked, with bounded timeouts."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=3,
+        socket_timeout=5,
+        health_check_interval=10,
+        retry_on_timeout=True,
+    )
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+class FlowStore:
+    """Reads flows and applies transitions; one instance per process, built at the edge."""
+
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+        self._scripts = {
+            name: redis.register_script(_PRELUDE + body)
+            for name, body in {
+                "claim": _CLAIM,
+                "accepted": _ACCEPTED,
+                "send_error": _SEND_ERROR,
+                "attempt_failed": _ATTEMPT_FAILED,
+                "dlr": _DLR,
+                "check": _CHECK,
+                "cancel": _CANCEL,
+            }.items()
+        }
+
+    # -- writing -------------------------------------------------------------------------
+
+    def create(self, workspace: str, request: FlowRequest) -> str:
+        """Store a new flow (all keys at once, each with its TTL) and return its id."""
+        flow_id = str(uuid.uuid4())
+        now = time.time()
+        fields: dict[str, str | int | float] = {
+            "workspace": workspace,
+            "status": FlowStatus.QUEUED.value,
+            "current": 0,
+            "steps": len(request.steps),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for index, step in enumerate(request.steps):
+            fields[f"s{index}:channel"] = step.channel
+            fields[f"s{index}:message_type"] = step.message_type
+            fields[f"s{index}:timeout"] = step.timeout
+            fields[f"s{index}:status"] = "pending"
+            fields[f"s{index}:attempts"] = 0
+        created = json.dumps({"type": "flow_created", "ts": now, "steps": len(request.steps)})
+        ttl = self.ttl_seconds
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.flow(flow_id), mapping=fields)
+        pipe.set(keys.request(flow_id), json.dumps(request.to_json_dict()), ex=ttl)
+        pipe.rpush(keys.events(flow_id), created)
+        pipe.expire(keys.flow(flow_id), ttl)
+        pipe.expire(keys.events(flow_id), ttl)
+        # step 0's send must start soon; the sweeper re-enqueues it if the enqueue was lost
+        pipe.zadd(keys.deadlines(), {f"{flow_id}:0": now})
+        pipe.expire(keys.deadlines(), ttl)
+        pipe.execute()
+        return flow_id
+
+    def delete(self, flow_id: str) -> None:
+        """Remove a flow that could not be enqueued, so nothing stays half-stored."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*keys.flow_keys(flow_id))
+        pipe.zrem(keys.deadlines(), f"{flow_id}:0")
+        pipe.execute()
+
+    def _run(self, name: str, flow_id: str, *args: object) -> Outcome:
+        raw = self._scripts[name](
+            keys=[keys.flow(flow_id), keys.events(flow_id), keys.deadlines()],
+            args=[flow_id, self.ttl_seconds, *args],
+        )
+        kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
+        return Outcome(kind, detail)
+
+    def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
+        """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one
+        caller per attempt; ``already_claimed``, ``not_current`` or ``flow_ended`` otherwise."""
+        return self._run("claim", flow_id, step, attempt, lease_seconds)
+
+    def accepted(
+        self, flow_id: str, step: int, provider: str, message_id: str, timeout: int
+    ) -> Outcome:
+        """The provider accepted the step: ``sent`` with the check's due time as detail."""
+        return self._run("accepted", flow_id, step, provider, message_id, timeout)
+
+    def attempt_failed(
+        self, flow_id: str, step: int, provider: str, reason: str, attempt: int
+    ) -> Outcome:
+        """Put a failed provider attempt on the timeline (the step goes on)."""
+        return self._run("attempt_failed", flow_id, step, provider, reason, attempt)
+
+    def send_error(self, flow_id: str, step: int, provider: str, reason: str) -> Outcome:
+        """The step could not be sent; the check task moves the flow on."""
+        return self._run("send_error", flow_id, step, provider, reason)
+
+    def record_dlr(self, flow_id: str, step: int, status: DlrStatus, provider: str) -> Outcome:
+        """Record a normalised report: ``delivered``, ``failed`` (check now), ``recorded``,
+        ``late`` or ``duplicate``."""
+        step_event = DLR_EVENTS[status]
+        return self._run(
+            "dlr", flow_id, step, status.value, step_event.value if step_event else "", provider
+        )
+
+    def check(self, flow_id: str, step: int) -> Outcome:
+        """Decide a step whose wait may be over: ``switched`` (to the step in detail),
+        ``exhausted``, ``not_due`` (seconds left in detail), ``moved_on``, ``flow_ended``,
+        ``waiting``."""
+        return self._run("check", flow_id, step)
+
+    def cancel(self, flow_id: str) -> Outcome:
+        return self._run("cancel", flow_id)
+
+    def add_event(self, flow_id: str, event: dict[str, Any]) -> None:
+        """Append an event that changes no state (webhook outcomes), if the flow still exists."""
+        key = keys.events(flow_id)
+        if self.redis.exists(keys.flow(flow_id)):
+            self.redis.rpush(key, json.dumps({"ts": time.time(), **event}))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def request_of(self, flow_id: str) -> FlowRequest | None:
+        raw = self.redis.get(keys.request(flow_id))
+        return FlowRequest.parse(json.loads(raw)) if raw else None
+
+    def get(self, flow_id: str) -> FlowView | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.flow(flow_id))
+        pipe.lrange(keys.events(flow_id), 0, -1)
+        raw, events = pipe.execute()
+        if not raw:
+            return None
+        h = {k.decode(): v.decode() for k, v in raw.items()}
+        steps = [
+            StepView(
+                index=i,
+                channel=h[f"s{i}:channel"],
+                message_type=h.get(f"s{i}:message_type", ""),
+                timeout=int(h[f"s{i}:timeout"]),
+                status=h[f"s{i}:status"],
+                provider=h.get(f"s{i}:provider"),
+                message_id=h.get(f"s{i}:message_id"),
+                attempts=int(h.get(f"s{i}:attempts", 0)),
+                claimed_at=_float(h.get(f"s{i}:claimed_at")),
+                accepted_at=_float(h.get(f"s{i}:accepted_at")),
+                deadline=_float(h.get(f"s{i}:deadline")),
+                ended_at=_float(h.get(f"s{i}:ended_at")),
+                dlr=h.get(f"s{i}:dlr"),
+                dlr_at=_float(h.get(f"s{i}:dlr_at")),
+                reason=h.get(f"s{i}:reason"),
+            )
+            for i in range(int(h["steps"]))
+        ]
+        delivered_step = h.get("delivered_step")
+        return FlowView(
+            flow_id=flow_id,
+            workspace=h["workspace"],
+            status=h["status"],
+            current=int(h["current"]),
+            created_at=float(h["created_at"]),
+            updated_at=float(h["updated_at"]),
+            ended_at=_float(h.get("ended_at")),
+            delivered_step=int(delivered_step) if delivered_step is not None else None,
+            reason=h.get("reason"),
+            steps=steps,
+            events=[json.loads(e) for e in events],
+        )

@@ -1,0 +1,15 @@
+"""What a caller's app imports to send flows: the request model and the client."""
+
+from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
+from otpflow.flow.store import FlowView, StepView
+from otpflow.producers.client import OtpflowClient, ServiceUnavailable
+
+__all__ = [
+    "FieldError",
+    "FlowRequest",
+    "FlowView",
+    "InvalidRequest",
+    "OtpflowClient",
+    "ServiceUnavailable",
+    "StepView",
+]

@@ -1,0 +1,201 @@
+"""The store's transitions on a real Redis: each one happens once, whoever asks twice."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from otpflow.flow import keys
+from otpflow.flow.models import FlowRequest
+from otpflow.flow.states import DlrStatus
+from otpflow.flow.store import FlowStore
+
+
+def sms(timeout: int = 30) -> dict:
+    return {"channel": "sms", "timeout": timeout, "messageType": "",
+            "data": {"recipient": "919876543210", "message": "Your code is 4821",
+                     "sender_id": "ACME", "route": "otp"}}
+
+
+def whatsapp(timeout: int = 30) -> dict:
+    return {"channel": "whatsapp", "timeout": timeout, "messageType": "custom",
+            "data": {"recipient": "919876543210", "phone_id": "p1", "text": "Code 4821"}}
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> FlowStore:
+    return FlowStore(redis_client, ttl_seconds=600)
+
+
+def new_flow(store: FlowStore, *steps: dict) -> str:
+    return store.create("ws", FlowRequest.parse({"messages": list(steps)}))
+
+
+def sent(store: FlowStore, flow_id: str, step: int, timeout: int) -> None:
+    assert store.claim(flow_id, step, 1, 30).kind == "claimed"
+    assert store.accepted(flow_id, step, "zixflow", f"m{step}", timeout).kind == "sent"
+
+
+def test_create_sets_ttl_on_every_key(store: FlowStore, redis_client: redis.Redis) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    for key in [*keys.flow_keys(flow_id), keys.deadlines()]:
+        assert 0 < redis_client.ttl(key) <= 600, key
+    view = store.get(flow_id)
+    assert view is not None and view.status == "queued"
+    assert [s.status for s in view.steps] == ["pending", "pending"]
+
+
+def test_claim_is_granted_once_under_concurrency(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms())
+    with ThreadPoolExecutor(8) as pool:
+        kinds = list(pool.map(lambda _: store.claim(flow_id, 0, 1, 30).kind, range(16)))
+    assert kinds.count("claimed") == 1
+    assert kinds.count("already_claimed") == 15
+    view = store.get(flow_id)
+    assert view is not None and view.status == "in_progress" and view.steps[0].status == "sending"
+
+
+def test_retry_attempts_claim_in_order_only(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms())
+    assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
+    assert store.claim(flow_id, 0, 3, 30).kind == "already_claimed"
+    assert store.claim(flow_id, 0, 2, 30).kind == "claimed"
+    assert store.claim(flow_id, 0, 2, 30).kind == "already_claimed"
+
+
+def test_only_the_current_step_can_be_claimed(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    assert store.claim(flow_id, 1, 1, 30).kind == "not_current"
+
+
+def test_check_before_deadline_is_not_due(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(30), whatsapp())
+    sent(store, flow_id, 0, 30)
+    outcome = store.check(flow_id, 0)
+    assert outcome.kind == "not_due"
+    assert 29 < outcome.number <= 30
+
+
+def test_concurrent_checks_switch_once(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(0), whatsapp())
+    sent(store, flow_id, 0, 0)
+    with ThreadPoolExecutor(8) as pool:
+        kinds = list(pool.map(lambda _: store.check(flow_id, 0).kind, range(16)))
+    assert kinds.count("switched") == 1
+    assert set(kinds) == {"switched", "moved_on"}
+    view = store.get(flow_id)
+    assert view is not None
+    assert view.current == 1 and view.steps[0].status == "timeout"
+    assert [e["type"] for e in view.events].count("channel_switch") == 1
+
+
+def test_last_step_timeout_fails_the_flow(store: FlowStore, redis_client: redis.Redis) -> None:
+    flow_id = new_flow(store, sms(0))
+    sent(store, flow_id, 0, 0)
+    assert store.check(flow_id, 0).kind == "exhausted"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "failed" and view.reason == "timeout"
+    assert redis_client.zscore(keys.deadlines(), f"{flow_id}:0") is None
+
+
+def test_delivered_dlr_ends_the_flow_and_skips_later_steps(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    sent(store, flow_id, 0, 30)
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "delivered"
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "duplicate"
+    assert store.check(flow_id, 0).kind == "flow_ended"
+    assert store.claim(flow_id, 1, 1, 30).kind == "flow_ended"
+    view = store.get(flow_id)
+    assert view is not None
+    assert view.status == "delivered" and view.delivered_step == 0
+    assert [s.status for s in view.steps] == ["delivered", "skipped"]
+
+
+def test_failed_dlr_asks_for_a_check_once(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    sent(store, flow_id, 0, 30)
+    kinds = [store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind for _ in range(5)]
+    assert kinds == ["failed"] + ["duplicate"] * 4
+    assert store.check(flow_id, 0).kind == "switched"
+    view = store.get(flow_id)
+    assert view is not None and view.steps[0].status == "failed"
+    assert view.steps[0].reason is None
+
+
+def test_late_delivered_dlr_is_recorded_and_never_reopens(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(0), whatsapp())
+    sent(store, flow_id, 0, 0)
+    assert store.check(flow_id, 0).kind == "switched"
+    sent(store, flow_id, 1, 30)
+    assert store.record_dlr(flow_id, 1, DlrStatus.FAILED, "zixflow").kind == "failed"
+    assert store.check(flow_id, 1).kind == "exhausted"
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "late"
+    view = store.get(flow_id)
+    assert view is not None
+    assert view.status == "failed"
+    assert view.steps[0].status == "timeout" and view.steps[0].dlr == "delivered"
+
+
+def test_late_delivered_dlr_ends_a_running_flow(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(0), whatsapp(), sms())
+    sent(store, flow_id, 0, 0)
+    store.check(flow_id, 0)
+    sent(store, flow_id, 1, 30)
+    outcome = store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow")
+    assert (outcome.kind, outcome.detail) == ("delivered", "late")
+    assert store.check(flow_id, 1).kind == "flow_ended"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "delivered" and view.delivered_step == 0
+    assert view.steps[2].status == "skipped"
+
+
+def test_dlr_overtaking_the_acceptance(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    store.claim(flow_id, 0, 1, 30)
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "delivered"
+    assert store.accepted(flow_id, 0, "zixflow", "m0", 30).kind == "ignored"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "delivered" and view.steps[0].message_id == "m0"
+
+
+def test_send_lease_expiry_moves_on_without_resending(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    assert store.claim(flow_id, 0, 1, 0.05).kind == "claimed"
+    time.sleep(0.1)
+    assert store.check(flow_id, 0).kind == "switched"
+    assert store.claim(flow_id, 0, 2, 30).kind == "not_current"
+    view = store.get(flow_id)
+    assert view is not None and view.steps[0].status == "error"
+    assert view.steps[0].reason == "send_lease_expired"
+
+
+def test_send_error_then_check_switches(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    store.claim(flow_id, 0, 1, 30)
+    assert store.send_error(flow_id, 0, "zixflow", "rejected (400)").kind == "error"
+    assert store.check(flow_id, 0).kind == "switched"
+
+
+def test_cancel_skips_pending_steps(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    sent(store, flow_id, 0, 30)
+    assert store.cancel(flow_id).kind == "cancelled"
+    assert store.cancel(flow_id).kind == "ignored"
+    assert store.claim(flow_id, 1, 1, 30).kind == "flow_ended"
+
+
+def test_transitions_on_an_unknown_flow_create_nothing(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    assert store.record_dlr("nope", 0, DlrStatus.DELIVERED, "zixflow").kind == "missing"
+    assert store.check("nope", 0).kind == "missing"
+    assert redis_client.keys("*") == []
+
+
+def test_delete_removes_everything(store: FlowStore, redis_client: redis.Redis) -> None:
+    flow_id = new_flow(store, sms())
+    store.delete(flow_id)
+    assert redis_client.keys("*") == []

@@ -1,0 +1,32 @@
+"""The worker's Celery app: ``celery -A otpflow.worker worker`` finds ``app`` here.
+
+Importing this module is a worker process's edge: the settings are built here, once.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+
+from otpflow.config.celery import make_celery
+from otpflow.config.settings import Settings, load_settings
+from otpflow.worker.logs import configure_logging
+from otpflow.worker.runtime import Runtime
+from otpflow.worker.tasks import register_tasks
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    app = make_celery(settings)
+    runtime = Runtime(settings)
+    register_tasks(app, runtime)
+
+    @worker_process_shutdown.connect(weak=False)
+    def _close(**_: object) -> None:
+        runtime.close()
+
+    return app
+
+
+settings = load_settings()
+configure_logging(settings.log_level)
+app = create_worker_app(settings)

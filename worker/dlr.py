@@ -1,0 +1,47 @@
+"""DLR intake: authenticate a provider's delivery report, normalise it, apply it to the flow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from otpflow.flow.store import FlowStore, Outcome
+from otpflow.worker.providers.base import Provider
+from otpflow.worker.providers.errors import InvalidDlr
+from otpflow.worker.signing import BadToken, read_dlr_token
+
+
+class UnknownProvider(LookupError):
+    pass
+
+
+class DlrIntake:
+    def __init__(
+        self,
+        store: FlowStore,
+        providers: Mapping[str, Provider],
+        secret: str,
+        check_now: Callable[[str, int], None],
+    ) -> None:
+        self._store = store
+        self._providers = providers
+        self._secret = secret
+        self._check_now = check_now
+
+    def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
+        """Apply one report. Raises UnknownProvider, InvalidDlr or BadToken; changes nothing then."""
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise UnknownProvider(provider_name)
+        report = provider.parse_dlr(body)
+        token = token or report.token
+        if not token:
+            raise BadToken("the report carries no callback token")
+        flow_id, step = read_dlr_token(self._secret, provider_name, token)
+        outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
+        if outcome.kind == "failed":
+            self._check_now(flow_id, step)
+        return outcome
+
+
+__all__ = ["BadToken", "DlrIntake", "InvalidDlr", "UnknownProvider"]

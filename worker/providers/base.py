@@ -1,0 +1,94 @@
+"""What every provider adapter is: one ``send`` and one DLR parser.
+
+An adapter is built from its settings and the process's one shared ``httpx.Client``; it never
+reads settings or the environment itself. HTTP adapters share :func:`post_json`, which turns
+transport errors and status codes into the error tree of :mod:`.errors` in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from otpflow.flow.models import Step
+from otpflow.flow.redact import mask
+from otpflow.flow.states import DlrStatus
+from otpflow.worker.providers.errors import (
+    AmbiguousSend,
+    ProviderAuthError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """Where and how the provider reports delivery for one step."""
+
+    url: str  # OTPflow's own DLR URL, carrying the step's signed token
+    data: str  # the same token, for providers that echo post_back_data
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    status: DlrStatus
+    provider_status: str
+    message_id: str | None
+    token: str | None  # the callback token echoed back in the report, if any
+
+
+class Provider(Protocol):
+    name: str
+    channels: frozenset[str]
+
+    def send(self, step: Step, callback: Callback) -> str:
+        """Send one step; return the provider's message id or raise a ProviderError."""
+        ...
+
+    def parse_dlr(self, body: Any) -> DeliveryReport:
+        """Read one delivery report (decoded JSON); raise InvalidDlr if it is not one."""
+        ...
+
+
+def post_json(
+    client: httpx.Client, provider: str, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """POST and classify the failure modes shared by every HTTP provider."""
+    try:
+        response = client.post(url, json=body, headers=headers)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise ProviderUnavailable(provider, f"cannot connect: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        # the request may have reached the provider: never send it again
+        raise AmbiguousSend(provider, f"no reply: {type(exc).__name__}") from exc
+    code = response.status_code
+    if code == 429:
+        raise ProviderRateLimited(provider, "rate limited (429)", _retry_after(response))
+    if code >= 500:
+        raise ProviderUnavailable(provider, f"provider error ({code})")
+    if code in (401, 403):
+        raise ProviderAuthError(provider, f"authentication refused ({code}): {_reason(response)}")
+    if code >= 400:
+        raise ProviderRejected(provider, f"rejected ({code}): {_reason(response)}")
+    return response
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return mask(response.text[:200])
+    if isinstance(body, dict):
+        return mask(str(body.get("message") or body.get("error") or "")[:200])
+    return ""

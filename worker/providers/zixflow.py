@@ -1,0 +1,135 @@
+"""The Zixflow-style ingest API: SMS (seed 001) and WhatsApp (template, custom text, and the
+seed-004 interactive reply buttons), all with ``post_back_url`` delivery reports.
+
+Postback (SPEC): ``workspace_id, type, message_id, request_id, channel, recipient, status,
+remark, status_at, post_back_data``. The send reply's ``request_id`` is the message id we keep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from otpflow.config.settings import ZixflowSettings
+from otpflow.flow.models import (
+    SmsPayload,
+    Step,
+    WhatsAppCustomPayload,
+    WhatsAppInteractivePayload,
+    WhatsAppTemplatePayload,
+)
+from otpflow.flow.redact import mask
+from otpflow.flow.states import DlrStatus
+from otpflow.worker.providers.base import Callback, DeliveryReport, post_json
+from otpflow.worker.providers.errors import InvalidDlr, ProviderBadReply, ProviderRejected
+
+SMS_PATH = "/api/ingest/sms/v1/message/send"
+WHATSAPP_TEMPLATE_PATH = "/api/ingest/whatsapp/v1/template/send"
+WHATSAPP_INTERACTIVE_PATH = "/api/ingest/whatsapp/v1/message/interactive/reply-buttons/send"
+WHATSAPP_TEXT_PATH = "/api/ingest/whatsapp/v1/message/text/send"
+
+# Zixflow postback statuses -> the normalised set.
+STATUS_MAP: dict[str, DlrStatus] = {
+    "queued": DlrStatus.ACCEPTED,
+    "accepted": DlrStatus.ACCEPTED,
+    "submitted": DlrStatus.ACCEPTED,
+    "sent": DlrStatus.SENT,
+    "delivered": DlrStatus.DELIVERED,
+    "read": DlrStatus.READ,
+    "failed": DlrStatus.FAILED,
+    "undelivered": DlrStatus.UNDELIVERED,
+    "expired": DlrStatus.EXPIRED,
+    "rejected": DlrStatus.REJECTED,
+}
+
+
+class ZixflowProvider:
+    name = "zixflow"
+    channels = frozenset({"sms", "whatsapp"})
+
+    def __init__(self, settings: ZixflowSettings, client: httpx.Client) -> None:
+        self._base_url = settings.base_url.rstrip("/")
+        self._headers = {
+            "x-api-key": settings.api_key.get_secret_value(),
+            "x-workspace-id": settings.workspace_id,
+        }
+        self._client = client
+
+    def send(self, step: Step, callback: Callback) -> str:
+        path, body = self.render(step, callback)
+        response = post_json(self._client, self.name, self._base_url + path, body, self._headers)
+        try:
+            reply = response.json()
+        except ValueError as exc:
+            raise ProviderBadReply(self.name, "reply is not JSON") from exc
+        if not isinstance(reply, dict):
+            raise ProviderBadReply(self.name, "reply is not a JSON object")
+        if reply.get("success") is not True:
+            raise ProviderRejected(self.name, mask(str(reply.get("message", "")))[:200])
+        request_id = reply.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise ProviderBadReply(self.name, "accepted without a request_id")
+        return request_id
+
+    @staticmethod
+    def render(step: Step, callback: Callback) -> tuple[str, dict[str, Any]]:
+        """The provider request for one step: (path, JSON body)."""
+        data = step.data
+        post_back = {"post_back_url": callback.url, "post_back_data": callback.data}
+        if isinstance(data, SmsPayload):
+            body: dict[str, Any] = {
+                "recipient": data.recipient,
+                "message": data.message,
+                "sender_id": data.sender_id,
+                "route": data.route,
+                "is_flash": data.is_flash,
+            }
+            for optional in ("dlt_entity_id", "dlt_template_id"):
+                if getattr(data, optional) is not None:
+                    body[optional] = getattr(data, optional)
+            return SMS_PATH, body | post_back
+        if isinstance(data, WhatsAppTemplatePayload):
+            body = {
+                "recipient": data.recipient,
+                "phone_id": data.phone_id,
+                "template_name": data.template_name,
+                "language": data.language,
+            }
+            if data.variables is not None:
+                body["variables"] = data.variables
+            return WHATSAPP_TEMPLATE_PATH, body | post_back
+        if isinstance(data, WhatsAppInteractivePayload):
+            body = {
+                "recipient": data.recipient,
+                "phone_id": data.phone_id,
+                "interactive": data.interactive.model_dump(mode="json", exclude_none=True),
+            }
+            return WHATSAPP_INTERACTIVE_PATH, body | post_back
+        if isinstance(data, WhatsAppCustomPayload):
+            body = {
+                "recipient": data.recipient,
+                "phone_id": data.phone_id,
+                "text": data.text,
+                "preview_url": data.preview_url,
+            }
+            return WHATSAPP_TEXT_PATH, body | post_back
+        raise ProviderRejected("zixflow", f"cannot send {step.channel}/{step.message_type!r}")
+
+    def parse_dlr(self, body: Any) -> DeliveryReport:
+        if not isinstance(body, dict):
+            raise InvalidDlr("a Zixflow postback is a JSON object")
+        raw_status = body.get("status")
+        if not isinstance(raw_status, str):
+            raise InvalidDlr("postback has no status")
+        status = STATUS_MAP.get(raw_status.strip().lower())
+        if status is None:
+            raise InvalidDlr(f"unknown postback status {mask(raw_status)[:40]!r}")
+        message_id = body.get("request_id") or body.get("message_id")
+        token = body.get("post_back_data")
+        return DeliveryReport(
+            status=status,
+            provider_status=raw_status,
+            message_id=str(message_id) if message_id else None,
+            token=token if isinstance(token, str) else None,
+        )

@@ -1,0 +1,201 @@
+"""Start and stop OTPflow's processes together: the demo, the tests and the benchmarks use it.
+
+Each process is a real ``otpflow`` subprocess in its own process group, configured only by
+environment variables, so what runs here is what runs in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+SIM_API_KEY = "sim-key"
+SIM_WORKSPACE = "sim-workspace"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+class EmbeddedRedis:
+    """A Redis-protocol server in this process (fakeredis, Lua through lupa) for machines
+    without Redis. For the demo only: it keeps nothing and is slower than Redis."""
+
+    def __init__(self) -> None:
+        from fakeredis import TcpFakeServer
+
+        self.port = free_port()
+        self._server = TcpFakeServer(("127.0.0.1", self.port), server_type="redis")
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclass
+class Stack:
+    """API, simulator and workers on loopback, sharing one Redis."""
+
+    redis_url: str
+    broker_url: str = ""
+    api_port: int = field(default_factory=free_port)
+    sim_port: int = field(default_factory=free_port)
+    api_keys: str = "demo:demo-key"
+    secret: str = "stack-secret-" + str(os.getpid())
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
+        env.update(
+            {
+                "OTPFLOW_REDIS_URL": self.redis_url,
+                "OTPFLOW_BROKER_URL": self.broker_url or self.redis_url,
+                "OTPFLOW_PUBLIC_URL": self.api_url,
+                "OTPFLOW_SECRET": self.secret,
+                "OTPFLOW_API_KEYS": self.api_keys,
+                "OTPFLOW_PROVIDERS__ZIXFLOW__BASE_URL": self.sim_url,
+                "OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY": SIM_API_KEY,
+                "OTPFLOW_PROVIDERS__ZIXFLOW__WORKSPACE_ID": SIM_WORKSPACE,
+                "OTPFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONWARNINGS": "ignore::UserWarning",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        out: int | object = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "otpflow.worker.cli", *args],
+            env=self.env(),
+            stdout=out,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def start_simulator(self) -> None:
+        self._spawn("simulator", "simulator", "--host", "127.0.0.1", "--port", str(self.sim_port))
+
+    def start_api(self) -> None:
+        self._spawn("api", "api", "--host", "127.0.0.1", "--port", str(self.api_port))
+
+    def start_worker(self, name: str = "worker", concurrency: int = 8, pool: str = "threads") -> None:
+        self._spawn(
+            name, "worker", "--concurrency", str(concurrency), "--pool", pool,
+            "--hostname", f"{name}-{os.getpid()}@%h",
+        )
+
+    def start(self, workers: int = 1, concurrency: int = 8) -> Stack:
+        self.start_simulator()
+        self.start_api()
+        for index in range(workers):
+            self.start_worker(f"worker{index + 1}", concurrency)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the API and simulator answer and every worker consumes its queues."""
+        deadline = time.monotonic() + timeout
+        for url in (f"{self.api_url}/healthz", f"{self.sim_url}/healthz"):
+            while True:
+                self._raise_if_dead()
+                try:
+                    if httpx.get(url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} did not answer within {timeout} s")
+                time.sleep(0.1)
+        workers = [name for name in self.processes if name.startswith("worker")]
+        if workers:
+            self.wait_workers(len(workers), deadline - time.monotonic())
+
+    def wait_workers(self, count: int, timeout: float) -> None:
+        from otpflow.config.celery import make_celery
+        from otpflow.config.settings import Settings
+
+        app = make_celery(Settings(redis_url=self.redis_url, broker_url=self.broker_url))
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._raise_if_dead()
+                replies = app.control.ping(timeout=0.5) or []
+                if len(replies) >= count:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{count} workers did not come up within {timeout:.0f} s")
+        finally:
+            app.close()
+
+    def _raise_if_dead(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}")
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return process.wait(5)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_process(name)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

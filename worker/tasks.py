@@ -1,0 +1,120 @@
+"""The three tasks of a flow (SPEC §3). Arguments are ids and counters only.
+
+``send_step``   claim the step, send it through the channel's providers, schedule its check;
+``check_step``  decide a step whose wait is over: done, or switch to the next channel;
+``notify_switch`` (in :mod:`.webhooks`) tell the caller the flow switched.
+
+Every decision is a store transition; a task that comes second (a duplicate, a redelivery,
+a check racing a report) is told so by the store and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from celery import Celery
+
+from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
+from otpflow.worker.providers.errors import (
+    AmbiguousSend,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
+from otpflow.worker.runtime import Enqueue, Runtime
+from otpflow.worker.webhooks import notify_switch
+
+logger = logging.getLogger("otpflow.worker")
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 8.0
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Full-jitter exponential backoff; a provider's Retry-After is a floor."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+
+
+def send_step(
+    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, attempt: int, provider_index: int
+) -> str:
+    claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
+    if claim.kind != "claimed":
+        logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
+        return claim.kind
+    request = rt.store.request_of(flow_id)
+    if request is None:
+        return "missing"
+    spec = request.steps[step]
+    providers = rt.route(spec.channel)
+    if provider_index >= len(providers):
+        rt.store.send_error(flow_id, step, "", f"no provider configured for {spec.channel}")
+        enqueue.check(flow_id, step)
+        return "no_provider"
+    provider = providers[provider_index]
+    try:
+        message_id = provider.send(spec, rt.callback(provider.name, flow_id, step))
+    except AmbiguousSend as exc:
+        # the provider may have the message: at most once, so the next channel covers it
+        rt.store.send_error(flow_id, step, provider.name, exc.reason)
+        enqueue.check(flow_id, step)
+        return "ambiguous"
+    except ProviderError as exc:
+        rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt)
+        return _after_failed_attempt(rt, enqueue, flow_id, step, attempt, provider_index,
+                                     len(providers), exc, claim.number)
+    outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
+    if outcome.kind == "sent":
+        enqueue.check(flow_id, step, countdown=spec.timeout)
+    return outcome.kind
+
+
+def _after_failed_attempt(
+    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, attempt: int, provider_index: int,
+    provider_count: int, exc: ProviderError, claimed_at: float,
+) -> str:
+    if isinstance(exc, TransientProviderError):
+        delay = backoff(attempt, exc.retry_after)
+        if time.time() + delay < claimed_at + rt.settings.send_budget_seconds:
+            enqueue.send(flow_id, step, attempt + 1, provider_index, countdown=delay)
+            return "retrying"
+    assert isinstance(exc, TransientProviderError | PermanentProviderError)
+    if provider_index + 1 < provider_count:
+        enqueue.send(flow_id, step, attempt + 1, provider_index + 1)
+        return "failover"
+    rt.store.send_error(flow_id, step, exc.provider, exc.reason)
+    enqueue.check(flow_id, step)
+    return "send_error"
+
+
+def check_step(rt: Runtime, enqueue: Enqueue, flow_id: str, step: int) -> str:
+    outcome = rt.store.check(flow_id, step)
+    if outcome.kind == "switched":
+        next_step = int(outcome.detail)
+        enqueue.send(flow_id, next_step)
+        enqueue.notify_switch(flow_id, step, next_step)
+    elif outcome.kind == "not_due":
+        enqueue.check(flow_id, step, countdown=outcome.number)
+    return outcome.kind
+
+
+def register_tasks(app: Celery, rt: Runtime) -> None:
+    """Bind the task functions to a Celery app and a process runtime."""
+    enqueue = Enqueue(app)
+
+    # Sends are acknowledged on receipt: a crash mid-send must not send the step again.
+    @app.task(name=SEND_STEP, acks_late=False, ignore_result=True)
+    def send_step_task(flow_id: str, step: int, attempt: int = 1, provider_index: int = 0) -> str:
+        return send_step(rt, enqueue, flow_id, step, attempt, provider_index)
+
+    # Checks and notifications are idempotent: acknowledged after they ran.
+    @app.task(name=CHECK_STEP, acks_late=True, ignore_result=True)
+    def check_step_task(flow_id: str, step: int) -> str:
+        return check_step(rt, enqueue, flow_id, step)
+
+    @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True)
+    def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
+        return notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
