@@ -19,7 +19,6 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-
 from otpflow.config.settings import Settings
 
 SEND_QUEUE = "otpflow.send"

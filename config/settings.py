@@ -55,7 +55,8 @@ class RoutesSettings(BaseModel):
         value = getattr(self, channel, None)
         if value is None:
             return []
-        return list(_split_csv(value))  # type: ignore[arg-type]
+        parsed = _split_csv(value)
+        return list(parsed) if isinstance(parsed, list) else []
 
 
 def _split_csv(value: object) -> object:

@@ -188,7 +188,7 @@ class StepEnvelope(BaseModel):
 
     channel: Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
     timeout: Annotated[int, Field(strict=True, ge=0, le=MAX_TIMEOUT_SECONDS)]
-    messageType: Annotated[str, StringConstraints(max_length=32)] = ""  # noqa: N815 (seed name)
+    messageType: Annotated[str, StringConstraints(max_length=32)] = ""
     data: dict[str, Any]
 
 
@@ -197,7 +197,7 @@ class FlowEnvelope(BaseModel):
 
     messages: Annotated[list[StepEnvelope], Field(min_length=1, max_length=MAX_STEPS)]
     webhookurl: Url | None = None
-    callbackData: Annotated[str, StringConstraints(max_length=1024)] | None = None  # noqa: N815
+    callbackData: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ ENDED_STEP = frozenset(
 def lua_table(name: str, transitions: dict[tuple[str, str], str]) -> str:
     """Render a transition table as a Lua table literal keyed by "state|event"."""
     entries = ", ".join(
-        f'["{state}|{event}"] = "{target}"' for (state, event), target in sorted(transitions.items())
+        f'["{state}|{event}"] = "{target}"'
+        for (state, event), target in sorted(transitions.items())
     )
     return f"local {name} = {{{entries}}}\n"
 

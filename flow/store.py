@@ -17,8 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis import Redis
-
 from otpflow.flow import keys
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
@@ -29,10 +27,12 @@ from otpflow.flow.states import (
     FlowStatus,
     lua_table,
 )
+from redis import Redis
+from redis.typing import EncodableT, FieldT
 
 _PRELUDE = (
-    lua_table("STEP", STEP_TRANSITIONS)  # type: ignore[arg-type]
-    + lua_table("FLOW", FLOW_TRANSITIONS)  # type: ignore[arg-type]
+    lua_table("STEP", STEP_TRANSITIONS)
+    + lua_table("FLOW", FLOW_TRANSITIONS)
     + """
 local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY = KEYS[1], KEYS[2], KEYS[3]
 local FLOW_ID = ARGV[1]
@@ -320,7 +320,7 @@ class FlowStore:
         """Store a new flow (all keys at once, each with its TTL) and return its id."""
         flow_id = str(uuid.uuid4())
         now = time.time()
-        fields: dict[str, str | int | float] = {
+        fields: dict[FieldT, EncodableT] = {
             "workspace": workspace,
             "status": FlowStatus.QUEUED.value,
             "current": 0,
@@ -355,7 +355,7 @@ class FlowStore:
         pipe.zrem(keys.deadlines(), f"{flow_id}:0")
         pipe.execute()
 
-    def _run(self, name: str, flow_id: str, *args: object) -> Outcome:
+    def _run(self, name: str, flow_id: str, *args: str | int | float) -> Outcome:
         raw = self._scripts[name](
             keys=[keys.flow(flow_id), keys.events(flow_id), keys.deadlines()],
             args=[flow_id, self.ttl_seconds, *args],

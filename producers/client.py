@@ -13,7 +13,6 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
-
 from otpflow.config.celery import CHECK_STEP, SEND_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowRequest
@@ -47,7 +46,9 @@ class OtpflowClient:
         self.store = FlowStore(self.redis, settings.flow_ttl_seconds)
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
 
-    def send(self, request: FlowRequest | Mapping[str, Any], workspace: str = DEFAULT_WORKSPACE) -> str:
+    def send(
+        self, request: FlowRequest | Mapping[str, Any], workspace: str = DEFAULT_WORKSPACE
+    ) -> str:
         """Validate, store and enqueue a flow; return its request id.
 
         Raises ``InvalidRequest`` (naming every bad field) before anything is stored, and
@@ -59,7 +60,9 @@ class OtpflowClient:
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         try:
-            self.celery.send_task(SEND_STEP, args=[flow_id, 0], retry=True, retry_policy=_PUBLISH_RETRY)
+            self.celery.send_task(
+                SEND_STEP, args=[flow_id, 0], retry=True, retry_policy=_PUBLISH_RETRY
+            )
         except (BrokerError, OSError) as exc:
             self._forget(flow_id)
             raise ServiceUnavailable("task broker is unreachable") from exc
@@ -75,7 +78,9 @@ class OtpflowClient:
 
     def check_now(self, flow_id: str, step: int) -> None:
         """Ask a worker to decide a step at once (a failed delivery report arrived)."""
-        self.celery.send_task(CHECK_STEP, args=[flow_id, step], retry=True, retry_policy=_PUBLISH_RETRY)
+        self.celery.send_task(
+            CHECK_STEP, args=[flow_id, step], retry=True, retry_policy=_PUBLISH_RETRY
+        )
 
     def _forget(self, flow_id: str) -> None:
         try:

@@ -15,10 +15,9 @@ from typing import Annotated, Any
 
 import httpx
 import redis
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.store import FlowView
@@ -72,8 +71,10 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
 
     def workspace_of(api_key: str | None, workspace: str | None) -> str:
         expected = settings.api_keys.get(workspace or "")
-        if not api_key or expected is None or not hmac.compare_digest(
-            expected.encode(), api_key.encode()
+        if (
+            not api_key
+            or expected is None
+            or not hmac.compare_digest(expected.encode(), api_key.encode())
         ):
             raise ApiError(401, "missing or wrong x-api-key / x-workspace-id")
         return workspace  # type: ignore[return-value]

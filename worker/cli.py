@@ -9,10 +9,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from otpflow.config.celery import ALL_QUEUES
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
+from rich.console import Console
 
 console = Console(stderr=True)
 
@@ -31,10 +30,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     argv = [
         "worker",
-        "--pool", args.pool,
-        "--concurrency", str(args.concurrency),
-        "--queues", args.queues,
-        "--loglevel", args.loglevel,
+        "--pool",
+        args.pool,
+        "--concurrency",
+        str(args.concurrency),
+        "--queues",
+        args.queues,
+        "--loglevel",
+        args.loglevel,
         "--without-gossip",
         "--without-mingle",
     ]
@@ -46,14 +49,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
-
     from otpflow.worker.api import create_app
     from otpflow.worker.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="warning",
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
         access_log=False,
     )
     return 0
@@ -123,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run a Celery worker for sends, checks and webhooks")
-    worker.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo", "gevent"])
+    worker.add_argument(
+        "--pool", default="threads", choices=["threads", "prefork", "solo", "gevent"]
+    )
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", default=",".join(ALL_QUEUES))
     worker.add_argument("--loglevel", default="warning")
@@ -138,8 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulator", help="serve the provider simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9000)
-    sim.add_argument("--rules", default="", help='JSON list of outcome rules, e.g. '
-                     '\'[{"channel": "sms", "action": "fail", "delay_ms": 300}]\'')
+    sim.add_argument(
+        "--rules",
+        default="",
+        help="JSON list of outcome rules, e.g. "
+        '\'[{"channel": "sms", "action": "fail", "delay_ms": 300}]\'',
+    )
     sim.set_defaults(func=cmd_simulator)
 
     send = sub.add_parser("send", help="send a flow from a JSON file (or - for stdin)")

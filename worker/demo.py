@@ -14,22 +14,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from rich.console import Console
-
 from otpflow.config.settings import Settings
 from otpflow.worker.stack import EmbeddedRedis, Stack, free_port, redis_answers
 from otpflow.worker.timeline import print_event, print_flow
+from rich.console import Console
 
 DEMO_RECIPIENT = "919876543210"
 
 DEMO_FLOW: dict[str, Any] = {
     "messages": [
-        {"channel": "sms", "timeout": 10, "messageType": "",
-         "data": {"recipient": DEMO_RECIPIENT, "message": "Your code is 4821",
-                  "sender_id": "ACME", "route": "otp"}},
-        {"channel": "whatsapp", "timeout": 30, "messageType": "template",
-         "data": {"recipient": DEMO_RECIPIENT, "phone_id": "demo-phone",
-                  "template_name": "otp_code", "language": "en", "variables": {"1": "4821"}}},
+        {
+            "channel": "sms",
+            "timeout": 10,
+            "messageType": "",
+            "data": {
+                "recipient": DEMO_RECIPIENT,
+                "message": "Your code is 4821",
+                "sender_id": "ACME",
+                "route": "otp",
+            },
+        },
+        {
+            "channel": "whatsapp",
+            "timeout": 30,
+            "messageType": "template",
+            "data": {
+                "recipient": DEMO_RECIPIENT,
+                "phone_id": "demo-phone",
+                "template_name": "otp_code",
+                "language": "en",
+                "variables": {"1": "4821"},
+            },
+        },
     ],
     "callbackData": "demo-signup-42",
 }
@@ -96,8 +112,14 @@ def run_demo(console: Console, settings: Settings, timeout: float = 60.0) -> int
         console.print("Stopped every process the demo started.")
 
 
-def _follow(console: Console, stack: Stack, request_id: str, headers: dict[str, str],
-            sink: _WebhookSink, timeout: float) -> int:
+def _follow(
+    console: Console,
+    stack: Stack,
+    request_id: str,
+    headers: dict[str, str],
+    sink: _WebhookSink,
+    timeout: float,
+) -> int:
     from otpflow.producers import OtpflowClient
 
     shown = 0
@@ -115,9 +137,11 @@ def _follow(console: Console, stack: Stack, request_id: str, headers: dict[str, 
                 console.print()
                 print_flow(console, view, events=False)
                 for body in sink.received:
-                    console.print(f"Webhook received: {body['event']} "
-                                  f"{body['from']['channel']} -> {body['to']['channel']}, "
-                                  f"callbackData={body['callbackData']!r}")
+                    console.print(
+                        f"Webhook received: {body['event']} "
+                        f"{body['from']['channel']} -> {body['to']['channel']}, "
+                        f"callbackData={body['callbackData']!r}"
+                    )
                 return 0 if view.status == "delivered" else 1
             time.sleep(0.1)
     finally:

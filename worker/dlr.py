@@ -29,7 +29,7 @@ class DlrIntake:
         self._check_now = check_now
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
-        """Apply one report. Raises UnknownProvider, InvalidDlr or BadToken; changes nothing then."""
+        """Apply one report; UnknownProvider, InvalidDlr or BadToken change nothing."""
         provider = self._providers.get(provider_name)
         if provider is None:
             raise UnknownProvider(provider_name)

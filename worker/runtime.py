@@ -7,13 +7,12 @@ from functools import cached_property
 
 import httpx
 from celery import Celery
-from redis import Redis
-
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
 from otpflow.worker.signing import dlr_token
+from redis import Redis
 
 # How long past its send budget a step may stay "sending" before a check ends it.
 SEND_LEASE_GRACE_SECONDS = 10.0
@@ -65,7 +64,9 @@ class Runtime:
 
     def callback(self, provider: str, flow_id: str, step: int) -> Callback:
         token = dlr_token(self.secret, provider, flow_id, step)
-        return Callback(url=f"{self.settings.public_url}/v1/dlr/{provider}?token={token}", data=token)
+        return Callback(
+            url=f"{self.settings.public_url}/v1/dlr/{provider}?token={token}", data=token
+        )
 
     @property
     def send_lease_seconds(self) -> float:
@@ -85,7 +86,11 @@ class Enqueue:
         self.app = app
 
     def send(
-        self, flow_id: str, step: int, attempt: int = 1, provider_index: int = 0,
+        self,
+        flow_id: str,
+        step: int,
+        attempt: int = 1,
+        provider_index: int = 0,
         countdown: float = 0,
     ) -> None:
         self.app.send_task(
@@ -95,8 +100,9 @@ class Enqueue:
     def check(self, flow_id: str, step: int, countdown: float = 0) -> None:
         self.app.send_task(CHECK_STEP, args=[flow_id, step], countdown=countdown or None)
 
-    def notify_switch(self, flow_id: str, from_step: int, to_step: int, attempt: int = 1,
-                      countdown: float = 0) -> None:
+    def notify_switch(
+        self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, countdown: float = 0
+    ) -> None:
         self.app.send_task(
             NOTIFY_SWITCH, args=[flow_id, from_step, to_step, attempt], countdown=countdown or None
         )

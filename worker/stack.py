@@ -125,10 +125,18 @@ class Stack:
     def start_api(self) -> None:
         self._spawn("api", "api", "--host", "127.0.0.1", "--port", str(self.api_port))
 
-    def start_worker(self, name: str = "worker", concurrency: int = 8, pool: str = "threads") -> None:
+    def start_worker(
+        self, name: str = "worker", concurrency: int = 8, pool: str = "threads"
+    ) -> None:
         self._spawn(
-            name, "worker", "--concurrency", str(concurrency), "--pool", pool,
-            "--hostname", f"{name}-{os.getpid()}@%h",
+            name,
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--hostname",
+            f"{name}-{os.getpid()}@%h",
         )
 
     def start(self, workers: int = 1, concurrency: int = 8) -> Stack:

@@ -15,7 +15,6 @@ import random
 import time
 
 from celery import Celery
-
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
@@ -64,8 +63,9 @@ def send_step(
         return "ambiguous"
     except ProviderError as exc:
         rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt)
-        return _after_failed_attempt(rt, enqueue, flow_id, step, attempt, provider_index,
-                                     len(providers), exc, claim.number)
+        return _after_failed_attempt(
+            rt, enqueue, flow_id, step, attempt, provider_index, len(providers), exc, claim.number
+        )
     outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
     if outcome.kind == "sent":
         enqueue.check(flow_id, step, countdown=spec.timeout)
@@ -73,8 +73,15 @@ def send_step(
 
 
 def _after_failed_attempt(
-    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, attempt: int, provider_index: int,
-    provider_count: int, exc: ProviderError, claimed_at: float,
+    rt: Runtime,
+    enqueue: Enqueue,
+    flow_id: str,
+    step: int,
+    attempt: int,
+    provider_index: int,
+    provider_count: int,
+    exc: ProviderError,
+    claimed_at: float,
 ) -> str:
     if isinstance(exc, TransientProviderError):
         delay = backoff(attempt, exc.retry_after)

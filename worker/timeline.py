@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from otpflow.flow.store import FlowView
 from rich.console import Console
 from rich.table import Table
-
-from otpflow.flow.store import FlowView
 
 STATUS_STYLE = {
     "delivered": "bold green",
@@ -29,16 +28,20 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "sent":
         return f"step {step} {channel}: accepted by {event.get('provider')}"
     if kind == "attempt_failed":
-        return (f"step {step} {channel}: attempt {event.get('attempt')} via "
-                f"{event.get('provider')} failed ({event.get('reason')})")
+        return (
+            f"step {step} {channel}: attempt {event.get('attempt')} via "
+            f"{event.get('provider')} failed ({event.get('reason')})"
+        )
     if kind == "send_error":
         return f"step {step} {channel}: could not be sent ({event.get('reason')})"
     if kind == "dlr":
         late = " (late, after the switch)" if event.get("late") else ""
         return f"step {step} {channel}: delivery report [b]{event.get('status')}[/b]{late}"
     if kind == "channel_switch":
-        return (f"[yellow]switch[/] {channel} -> {event.get('to_channel')} "
-                f"(step {step} {event.get('status')}: {event.get('reason')})")
+        return (
+            f"[yellow]switch[/] {channel} -> {event.get('to_channel')} "
+            f"(step {step} {event.get('status')}: {event.get('reason')})"
+        )
     if kind == "webhook":
         return f"switch webhook for step {step}: {event.get('result')}"
     if kind == "flow_delivered":
@@ -63,8 +66,15 @@ def print_flow(console: Console, view: FlowView, events: bool = True) -> None:
     console.print(f"flow [b]{view.flow_id}[/]: [{style}]{view.status}[/]")
     table = Table("#", "channel", "type", "timeout", "status", "provider", "dlr")
     for s in view.steps:
-        table.add_row(str(s.index), s.channel, s.message_type or "-", f"{s.timeout}s", s.status,
-                      s.provider or "-", s.dlr or "-")
+        table.add_row(
+            str(s.index),
+            s.channel,
+            s.message_type or "-",
+            f"{s.timeout}s",
+            s.status,
+            s.provider or "-",
+            s.dlr or "-",
+        )
     console.print(table)
     for event in view.events if events else []:
         print_event(console, event, view.created_at)

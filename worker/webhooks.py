@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-
 from otpflow.worker.signing import webhook_signature
 
 if TYPE_CHECKING:
@@ -57,8 +56,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def switch_body(flow_id: str, callback_data: str | None, switch: dict[str, Any],
-                provider: str | None) -> dict[str, Any]:
+def switch_body(
+    flow_id: str, callback_data: str | None, switch: dict[str, Any], provider: str | None
+) -> dict[str, Any]:
     return {
         "event": "channel_switch",
         "request_id": flow_id,
@@ -110,23 +110,31 @@ def notify_switch(
         rt.store.add_event(flow_id, record | {"result": "refused", "reason": str(exc)})
         return "refused"
     except httpx.HTTPError as exc:
-        return _retry_or_give_up(rt, enqueue, flow_id, from_step, to_step, attempt, record,
-                                 type(exc).__name__)
+        return _retry_or_give_up(
+            rt, enqueue, flow_id, from_step, to_step, attempt, record, type(exc).__name__
+        )
     if response.is_success:
         rt.store.add_event(flow_id, record | {"result": "delivered", "code": response.status_code})
         return "delivered"
-    return _retry_or_give_up(rt, enqueue, flow_id, from_step, to_step, attempt, record,
-                             f"HTTP {response.status_code}")
+    return _retry_or_give_up(
+        rt, enqueue, flow_id, from_step, to_step, attempt, record, f"HTTP {response.status_code}"
+    )
 
 
 def _retry_or_give_up(
-    rt: Runtime, enqueue: Enqueue, flow_id: str, from_step: int, to_step: int, attempt: int,
-    record: dict[str, Any], reason: str,
+    rt: Runtime,
+    enqueue: Enqueue,
+    flow_id: str,
+    from_step: int,
+    to_step: int,
+    attempt: int,
+    record: dict[str, Any],
+    reason: str,
 ) -> str:
     if attempt >= rt.settings.webhook_max_attempts:
         rt.store.add_event(flow_id, record | {"result": "gave_up", "reason": reason})
         return "gave_up"
-    delay = min(60.0, 2.0 ** attempt) * random.uniform(0.5, 1.0)
+    delay = min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)
     rt.store.add_event(flow_id, record | {"result": "retrying", "reason": reason})
     enqueue.notify_switch(flow_id, from_step, to_step, attempt + 1, countdown=delay)
     return "retrying"

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-
 from otpflow.flow import keys
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus
@@ -15,14 +14,26 @@ from otpflow.flow.store import FlowStore
 
 
 def sms(timeout: int = 30) -> dict:
-    return {"channel": "sms", "timeout": timeout, "messageType": "",
-            "data": {"recipient": "919876543210", "message": "Your code is 4821",
-                     "sender_id": "ACME", "route": "otp"}}
+    return {
+        "channel": "sms",
+        "timeout": timeout,
+        "messageType": "",
+        "data": {
+            "recipient": "919876543210",
+            "message": "Your code is 4821",
+            "sender_id": "ACME",
+            "route": "otp",
+        },
+    }
 
 
 def whatsapp(timeout: int = 30) -> dict:
-    return {"channel": "whatsapp", "timeout": timeout, "messageType": "custom",
-            "data": {"recipient": "919876543210", "phone_id": "p1", "text": "Code 4821"}}
+    return {
+        "channel": "whatsapp",
+        "timeout": timeout,
+        "messageType": "custom",
+        "data": {"recipient": "919876543210", "phone_id": "p1", "text": "Code 4821"},
+    }
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-
 from otpflow.flow.store import FlowStore, FlowView
 from otpflow.worker.stack import Stack, free_port
 
@@ -49,8 +48,12 @@ class Webhooks:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 hooks.received.append(
-                    {"path": self.path, "headers": dict(self.headers), "raw": raw,
-                     "body": json.loads(raw)}
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "raw": raw,
+                        "body": json.loads(raw),
+                    }
                 )
                 self.send_response(200)
                 self.end_headers()
@@ -80,7 +83,9 @@ class System:
 
     # -- simulator -------------------------------------------------------------------------
     def rules(self, *rules: dict[str, Any]) -> None:
-        self.http.post(f"{self.stack.sim_url}/_sim/rules", json={"rules": list(rules)}).raise_for_status()
+        self.http.post(
+            f"{self.stack.sim_url}/_sim/rules", json={"rules": list(rules)}
+        ).raise_for_status()
 
     def sim_requests(self, **filters: str) -> list[dict[str, Any]]:
         reply = self.http.get(f"{self.stack.sim_url}/_sim/requests", params=filters)
@@ -90,8 +95,10 @@ class System:
         return self.http.get(f"{self.stack.sim_url}/_sim/postbacks").json()["postbacks"]
 
     def sim_dlr(self, request_id: str, status: str) -> httpx.Response:
-        return self.http.post(f"{self.stack.sim_url}/_sim/dlr",
-                              json={"request_id": request_id, "status": status, "delay_ms": 0})
+        return self.http.post(
+            f"{self.stack.sim_url}/_sim/dlr",
+            json={"request_id": request_id, "status": status, "delay_ms": 0},
+        )
 
     # -- API -------------------------------------------------------------------------------
     def post_flow(self, body: Any) -> httpx.Response:
@@ -118,8 +125,11 @@ class System:
         pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
 
     def wait_terminal(self, request_id: str, timeout: float = 20.0) -> FlowView:
-        return self.wait(lambda: (v := self.flow(request_id)).terminal and v, timeout,
-                         f"flow {request_id} to end")
+        return self.wait(
+            lambda: (v := self.flow(request_id)).terminal and v,
+            timeout,
+            f"flow {request_id} to end",
+        )
 
 
 def recipient() -> str:
@@ -128,13 +138,23 @@ def recipient() -> str:
 
 
 def sms_step(to: str, timeout: int = 30, text: str = "Your code is 4821") -> dict[str, Any]:
-    return {"channel": "sms", "timeout": timeout, "messageType": "",
-            "data": {"recipient": to, "message": text, "sender_id": "ACME", "route": "otp"}}
+    return {
+        "channel": "sms",
+        "timeout": timeout,
+        "messageType": "",
+        "data": {"recipient": to, "message": text, "sender_id": "ACME", "route": "otp"},
+    }
 
 
-def whatsapp_step(to: str, timeout: int = 30, text: str = "Your WhatsApp code is 4821") -> dict[str, Any]:
-    return {"channel": "whatsapp", "timeout": timeout, "messageType": "custom",
-            "data": {"recipient": to, "phone_id": "phone-1", "text": text}}
+def whatsapp_step(
+    to: str, timeout: int = 30, text: str = "Your WhatsApp code is 4821"
+) -> dict[str, Any]:
+    return {
+        "channel": "whatsapp",
+        "timeout": timeout,
+        "messageType": "custom",
+        "data": {"recipient": to, "phone_id": "phone-1", "text": text},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -63,10 +63,13 @@ def test_broker_sees_ids_but_no_recipient_or_text(system: System) -> None:
     )
     monitor = BrokerMonitor()
     try:
-        request_id = system.start({
-            "messages": [sms_step(to, text=sms_text), whatsapp_step(to, text=whatsapp_text)],
-            "webhookurl": system.webhooks.url(hook), "callbackData": "privacy-check",
-        })
+        request_id = system.start(
+            {
+                "messages": [sms_step(to, text=sms_text), whatsapp_step(to, text=whatsapp_text)],
+                "webhookurl": system.webhooks.url(hook),
+                "callbackData": "privacy-check",
+            }
+        )
         system.wait_terminal(request_id)
         system.wait(lambda: system.webhooks.for_path(hook), what="switch webhook")
     finally:

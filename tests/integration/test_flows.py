@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from otpflow.config.celery import CHECK_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.worker.signing import verify_webhook_signature
@@ -45,15 +44,17 @@ def test_sms_never_delivered_switches_after_its_timeout(system: System) -> None:
         {"channel": "sms", "recipient": to, "action": "never"},
         {"channel": "whatsapp", "recipient": to, "action": "deliver", "delay_ms": 100},
     )
-    request_id = system.start({
-        "messages": [sms_step(to, timeout=2), whatsapp_step(to)],
-        "webhookurl": system.webhooks.url(hook),
-        "callbackData": "signup-42",
-    })
+    request_id = system.start(
+        {
+            "messages": [sms_step(to, timeout=2), whatsapp_step(to)],
+            "webhookurl": system.webhooks.url(hook),
+            "callbackData": "signup-42",
+        }
+    )
 
     view = system.wait_terminal(request_id)
     assert view.status == "delivered" and view.delivered_step == 1
-    sms, whatsapp = view.steps
+    sms = view.steps[0]
     assert sms.status == "timeout"
     switch = next(e for e in view.events if e["type"] == "channel_switch")
     assert switch["reason"] == "timeout"
@@ -68,16 +69,23 @@ def test_sms_never_delivered_switches_after_its_timeout(system: System) -> None:
     hooks = system.webhooks.for_path(hook)
     assert len(hooks) == 1
     (received,) = hooks
-    assert verify_webhook_signature(system.stack.secret, received["headers"]["X-OTPflow-Signature"],
-                                    received["raw"])
-    assert not verify_webhook_signature("another-secret",
-                                        received["headers"]["X-OTPflow-Signature"], received["raw"])
+    assert verify_webhook_signature(
+        system.stack.secret, received["headers"]["X-OTPflow-Signature"], received["raw"]
+    )
+    assert not verify_webhook_signature(
+        "another-secret", received["headers"]["X-OTPflow-Signature"], received["raw"]
+    )
     body = received["body"]
     assert body["event"] == "channel_switch"
     assert body["request_id"] == request_id
     assert body["callbackData"] == "signup-42"
-    assert body["from"] == {"index": 0, "channel": "sms", "provider": "zixflow",
-                            "status": "timeout", "reason": "timeout"}
+    assert body["from"] == {
+        "index": 0,
+        "channel": "sms",
+        "provider": "zixflow",
+        "status": "timeout",
+        "reason": "timeout",
+    }
     assert body["to"] == {"index": 1, "channel": "whatsapp"}
 
 
@@ -89,15 +97,19 @@ def test_failed_dlr_switches_at_once_not_at_the_timeout(system: System) -> None:
     )
     request_id = system.start({"messages": [sms_step(to, timeout=30), whatsapp_step(to)]})
 
-    (whatsapp,) = system.wait(lambda: requests_for(system, to, "whatsapp"), timeout=10,
-                              what="the WhatsApp send")
+    (whatsapp,) = system.wait(
+        lambda: requests_for(system, to, "whatsapp"), timeout=10, what="the WhatsApp send"
+    )
     (sms,) = requests_for(system, to, "sms")
-    failure = next(p for p in system.sim_postbacks()
-                   if p["body"]["request_id"] == sms["request_id"])
+    failure = next(
+        p for p in system.sim_postbacks() if p["body"]["request_id"] == sms["request_id"]
+    )
     assert failure["body"]["status"] == "failed"
     after_failure = whatsapp["received_at"] - failure["sent_at"]
-    print(f"WhatsApp sent {after_failure * 1000:.0f} ms after the failed DLR "
-          f"({whatsapp['received_at'] - sms['received_at']:.2f} s after the SMS)")
+    print(
+        f"WhatsApp sent {after_failure * 1000:.0f} ms after the failed DLR "
+        f"({whatsapp['received_at'] - sms['received_at']:.2f} s after the SMS)"
+    )
     assert after_failure < 1.0
     view = system.wait_terminal(request_id)
     assert view.status == "delivered"
@@ -108,8 +120,15 @@ def test_failed_dlr_switches_at_once_not_at_the_timeout(system: System) -> None:
 
 def test_every_channel_failing_fails_the_flow_with_one_request_per_channel(system: System) -> None:
     to = recipient()
-    system.rules({"channel": "*", "recipient": to, "action": "fail", "delay_ms": 100,
-                  "status": "undelivered"})
+    system.rules(
+        {
+            "channel": "*",
+            "recipient": to,
+            "action": "fail",
+            "delay_ms": 100,
+            "status": "undelivered",
+        }
+    )
     request_id = system.start({"messages": [sms_step(to, timeout=5), whatsapp_step(to, timeout=5)]})
 
     view = system.wait_terminal(request_id)
@@ -127,17 +146,27 @@ def test_duplicate_dlrs_and_concurrent_checks_switch_once(system: System) -> Non
         {"channel": "sms", "recipient": to, "action": "never"},
         {"channel": "whatsapp", "recipient": to, "action": "never"},
     )
-    request_id = system.start({"messages": [sms_step(to, timeout=30), whatsapp_step(to)],
-                               "webhookurl": system.webhooks.url(hook)})
+    request_id = system.start(
+        {
+            "messages": [sms_step(to, timeout=30), whatsapp_step(to)],
+            "webhookurl": system.webhooks.url(hook),
+        }
+    )
     (sms,) = system.wait(lambda: requests_for(system, to, "sms"), what="the SMS send")
     system.wait(lambda: system.flow(request_id).steps[0].status == "sent", what="SMS sent")
 
     # the same failed DLR five times at once, and two checks at once
     producer = make_celery(Settings(redis_url=STATE_URL, broker_url=BROKER_URL))
-    threads = [threading.Thread(target=system.sim_dlr, args=(sms["request_id"], "failed"))
-               for _ in range(5)]
-    threads += [threading.Thread(target=producer.send_task, args=(CHECK_STEP,),
-                                 kwargs={"args": [request_id, 0]}) for _ in range(2)]
+    threads = [
+        threading.Thread(target=system.sim_dlr, args=(sms["request_id"], "failed"))
+        for _ in range(5)
+    ]
+    threads += [
+        threading.Thread(
+            target=producer.send_task, args=(CHECK_STEP,), kwargs={"args": [request_id, 0]}
+        )
+        for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -162,8 +191,9 @@ def test_late_delivered_dlr_is_recorded_and_the_flow_stays_ended(system: System)
         {"channel": "sms", "recipient": to, "action": "never"},
         {"channel": "whatsapp", "recipient": to, "action": "deliver", "delay_ms": 100},
     )
-    request_id = system.start({"messages": [sms_step(to, timeout=1), whatsapp_step(to),
-                                            sms_step(to, timeout=5)]})
+    request_id = system.start(
+        {"messages": [sms_step(to, timeout=1), whatsapp_step(to), sms_step(to, timeout=5)]}
+    )
     view = system.wait_terminal(request_id)
     assert view.status == "delivered" and view.delivered_step == 1
 

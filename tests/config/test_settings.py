@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from otpflow.config.settings import InsecureDefaultWarning, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OTPFLOW_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_environment_with_nested_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTPFLOW_REDIS_URL", "redis://r:6379/2")
+    monkeypatch.setenv("OTPFLOW_SECRET", "x" * 32)
+    monkeypatch.setenv("OTPFLOW_API_KEYS", "acme:k1, beta:k2")
+    monkeypatch.setenv("OTPFLOW_PROVIDERS__ZIXFLOW__BASE_URL", "http://sim:9000")
+    monkeypatch.setenv("OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY", "zk")
+    monkeypatch.setenv("OTPFLOW_ROUTES__SMS", "zixflow, backup")
+    monkeypatch.setenv("OTPFLOW_ALLOW_PRIVATE_WEBHOOKS", "true")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings = load_settings()
+    assert settings.broker_url == "redis://r:6379/2"  # defaults to the Redis URL
+    assert settings.api_keys == {"acme": "k1", "beta": "k2"}
+    assert settings.providers.zixflow.base_url == "http://sim:9000"
+    assert settings.providers.zixflow.api_key.get_secret_value() == "zk"
+    assert settings.routes.for_channel("sms") == ["zixflow", "backup"]
+    assert settings.routes.for_channel("whatsapp") == ["zixflow"]
+    assert settings.routes.for_channel("fax") == []
+    assert settings.allow_private_webhooks is True
+
+
+def test_dotenv_file_is_read(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    Path(".env").write_text("OTPFLOW_PUBLIC_URL=https://otp.example/\n")
+    settings = load_settings()
+    assert settings.public_url == "https://otp.example"
+
+
+def test_development_defaults_warn_loudly() -> None:
+    with pytest.warns(InsecureDefaultWarning) as caught:
+        load_settings()
+    messages = " ".join(str(w.message) for w in caught)
+    assert "OTPFLOW_SECRET" in messages and "OTPFLOW_API_KEYS" in messages
+
+
+def test_bad_api_keys_are_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTPFLOW_API_KEYS", "no-colon-here")
+    with pytest.raises(ValueError, match="OTPFLOW_API_KEYS"):
+        load_settings()

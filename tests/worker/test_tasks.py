@@ -1,0 +1,215 @@
+"""Task logic on a real Redis store, with scripted providers and a recording queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from otpflow.config.settings import Settings
+from otpflow.flow.models import FlowRequest, Step
+from otpflow.worker import tasks
+from otpflow.worker.providers.base import Callback, DeliveryReport
+from otpflow.worker.providers.errors import (
+    AmbiguousSend,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from otpflow.worker.runtime import Runtime
+from otpflow.worker.signing import read_dlr_token
+
+
+@dataclass
+class ScriptedProvider:
+    """Answers each send with the next scripted result: a message id or an exception."""
+
+    name: str
+    script: list[Any]
+    channels: frozenset[str] = frozenset({"sms", "whatsapp"})
+    calls: list[tuple[Step, Callback]] = field(default_factory=list)
+
+    def send(self, step: Step, callback: Callback) -> str:
+        self.calls.append((step, callback))
+        result = self.script.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return str(result)
+
+    def parse_dlr(self, body: Any) -> DeliveryReport:
+        raise NotImplementedError
+
+
+@dataclass
+class RecordingEnqueue:
+    calls: list[tuple[str, tuple[Any, ...], float]] = field(default_factory=list)
+
+    def send(
+        self,
+        flow_id: str,
+        step: int,
+        attempt: int = 1,
+        provider_index: int = 0,
+        countdown: float = 0,
+    ) -> None:
+        self.calls.append(("send", (step, attempt, provider_index), countdown))
+
+    def check(self, flow_id: str, step: int, countdown: float = 0) -> None:
+        self.calls.append(("check", (step,), countdown))
+
+    def notify_switch(
+        self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, countdown: float = 0
+    ) -> None:
+        self.calls.append(("notify", (from_step, to_step), countdown))
+
+
+def runtime(redis_client: redis.Redis, routes: str, *providers: ScriptedProvider) -> Runtime:
+    settings = Settings(
+        routes={"sms": routes, "whatsapp": routes},
+        secret="s3cret",
+        public_url="https://otp.example/",
+        send_budget_seconds=20,
+    )
+    rt = Runtime(settings)
+    rt.__dict__["redis"] = redis_client
+    rt.__dict__["providers"] = {p.name: p for p in providers}
+    return rt
+
+
+FLOW = {
+    "messages": [
+        {
+            "channel": "sms",
+            "timeout": 7,
+            "messageType": "",
+            "data": {
+                "recipient": "919876543210",
+                "message": "Code 1",
+                "sender_id": "A",
+                "route": "otp",
+            },
+        },
+        {
+            "channel": "whatsapp",
+            "timeout": 9,
+            "messageType": "custom",
+            "data": {"recipient": "919876543210", "phone_id": "p", "text": "Code 1"},
+        },
+    ]
+}
+
+
+@pytest.fixture
+def enqueue() -> RecordingEnqueue:
+    return RecordingEnqueue()
+
+
+def start(rt: Runtime) -> str:
+    return rt.store.create("ws", FlowRequest.parse(FLOW))
+
+
+def test_accepted_send_schedules_the_check_at_the_timeout(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", ["msg-1"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "sent"  # type: ignore[arg-type]
+    assert enqueue.calls == [("check", (0,), 7)]
+    ((_, callback),) = p1.calls
+    assert callback.url.startswith("https://otp.example/v1/dlr/p1?token=")
+    assert read_dlr_token("s3cret", "p1", callback.data) == (flow_id, 0)
+    view = rt.store.get(flow_id)
+    assert view is not None and view.steps[0].status == "sent"
+    assert view.steps[0].message_id == "msg-1"
+
+
+def test_a_second_delivery_of_the_same_task_sends_nothing(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", ["msg-1", "msg-2"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = start(rt)
+    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "already_claimed"  # type: ignore[arg-type]
+    assert len(p1.calls) == 1
+
+
+def test_transient_error_is_retried_with_backoff(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)"), "msg-1"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"  # type: ignore[arg-type]
+    ((kind, args, countdown),) = enqueue.calls
+    assert (kind, args) == ("send", (0, 2, 0)) and 0.25 <= countdown <= 0.5
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0) == "sent"  # type: ignore[arg-type]
+    view = rt.store.get(flow_id)
+    assert view is not None and view.steps[0].attempts == 2
+    assert [e["type"] for e in view.events].count("attempt_failed") == 1
+
+
+def test_permanent_error_fails_over_to_the_next_provider(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderRejected("p1", "rejected (400): blocked")])
+    p2 = ScriptedProvider("p2", ["msg-2"])
+    rt = runtime(redis_client, "p1,p2", p1, p2)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "failover"  # type: ignore[arg-type]
+    assert enqueue.calls == [("send", (0, 2, 1), 0)]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 1) == "sent"  # type: ignore[arg-type]
+    view = rt.store.get(flow_id)
+    assert view is not None and view.steps[0].provider == "p2"
+
+
+def test_last_provider_rejecting_ends_the_step_and_checks_now(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderRejected("p1", "rejected (400): blocked")])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"  # type: ignore[arg-type]
+    assert enqueue.calls == [("check", (0,), 0)]
+    assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
+    assert enqueue.calls[1:] == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
+
+
+def test_retries_stop_at_the_send_budget(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "cannot connect: ConnectError")])
+    rt = runtime(redis_client, "p1", p1)
+    rt.settings.send_budget_seconds = 0.01
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"  # type: ignore[arg-type]
+
+
+def test_ambiguous_send_is_never_retried(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [AmbiguousSend("p1", "no reply: ReadTimeout"), "msg"])
+    p2 = ScriptedProvider("p2", ["msg"])
+    rt = runtime(redis_client, "p1,p2", p1, p2)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "ambiguous"  # type: ignore[arg-type]
+    assert enqueue.calls == [("check", (0,), 0)]
+    assert p2.calls == []
+
+
+def test_channel_without_provider_moves_on(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    rt = runtime(redis_client, "nobody")
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"  # type: ignore[arg-type]
+    view = rt.store.get(flow_id)
+    assert view is not None and view.steps[0].status == "error"
+
+
+def test_backoff_grows_and_honours_retry_after() -> None:
+    assert 0.25 <= tasks.backoff(1) <= 0.5
+    assert 2 <= tasks.backoff(4) <= 4
+    assert tasks.backoff(20) <= tasks.BACKOFF_MAX_SECONDS
+    assert tasks.backoff(1, retry_after=5) == 5
