@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
+
 from otpflow.config.settings import Settings
 
 SEND_QUEUE = "otpflow.send"

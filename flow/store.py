@@ -17,6 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis import Redis
+from redis.typing import EncodableT, FieldT
+
 from otpflow.flow import keys
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
@@ -27,8 +30,6 @@ from otpflow.flow.states import (
     FlowStatus,
     lua_table,
 )
-from redis import Redis
-from redis.typing import EncodableT, FieldT
 
 _PRELUDE = (
     lua_table("STEP", STEP_TRANSITIONS)

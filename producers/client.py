@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
+
 from otpflow.config.celery import CHECK_STEP, SEND_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowRequest

@@ -18,6 +18,7 @@ import redis
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.store import FlowView

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import worker_process_shutdown
+
 from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings, load_settings
 from otpflow.worker.logs import configure_logging

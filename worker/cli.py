@@ -9,9 +9,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from otpflow.config.celery import ALL_QUEUES
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
-from rich.console import Console
 
 console = Console(stderr=True)
 
@@ -49,6 +50,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
+
     from otpflow.worker.api import create_app
     from otpflow.worker.logs import configure_logging
 

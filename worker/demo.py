@@ -14,10 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from rich.console import Console
+
 from otpflow.config.settings import Settings
 from otpflow.worker.stack import EmbeddedRedis, Stack, free_port, redis_answers
 from otpflow.worker.timeline import print_event, print_flow
-from rich.console import Console
 
 DEMO_RECIPIENT = "919876543210"
 

@@ -7,12 +7,13 @@ from functools import cached_property
 
 import httpx
 from celery import Celery
+from redis import Redis
+
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
 from otpflow.worker.signing import dlr_token
-from redis import Redis
 
 # How long past its send budget a step may stay "sending" before a check ends it.
 SEND_LEASE_GRACE_SECONDS = 10.0

@@ -15,6 +15,7 @@ import random
 import time
 
 from celery import Celery
+
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
 from otpflow.worker.providers.errors import (
     AmbiguousSend,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from otpflow.flow.store import FlowView
 from rich.console import Console
 from rich.table import Table
+
+from otpflow.flow.store import FlowView
 
 STATUS_STYLE = {
     "delivered": "bold green",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+
 from otpflow.worker.signing import webhook_signature
 
 if TYPE_CHECKING:

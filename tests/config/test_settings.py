@@ -3,6 +3,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+
 from otpflow.config.settings import InsecureDefaultWarning, load_settings
 
 

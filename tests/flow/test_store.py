@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+
 from otpflow.flow import keys
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+
 from otpflow.flow.store import FlowStore, FlowView
 from otpflow.worker.stack import Stack, free_port
 

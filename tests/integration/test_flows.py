@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from otpflow.config.celery import CHECK_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.worker.signing import verify_webhook_signature

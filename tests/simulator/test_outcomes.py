@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from otpflow.simulator.outcomes import DEFAULT_RULE, parse_rules, pick_rule
 from pydantic import ValidationError
+
+from otpflow.simulator.outcomes import DEFAULT_RULE, parse_rules, pick_rule
 
 RULES = parse_rules(
     [

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+
 from otpflow.simulator.app import create_app
 
 API_KEY = "test-key"

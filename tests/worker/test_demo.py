@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from otpflow.worker.stack import free_port
 
 pytestmark = pytest.mark.integration

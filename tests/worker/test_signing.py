@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from otpflow.worker.signing import (
     BadToken,
     dlr_token,

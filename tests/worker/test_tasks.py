@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis
+
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.worker import tasks

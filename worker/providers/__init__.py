@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from otpflow.config.settings import Settings
 from otpflow.worker.providers.base import Callback, DeliveryReport, Provider
 from otpflow.worker.providers.zixflow import ZixflowProvider

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+
 from otpflow.flow.models import Step
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus

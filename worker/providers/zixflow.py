@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
 from otpflow.config.settings import ZixflowSettings
 from otpflow.flow.models import (
     SmsPayload,

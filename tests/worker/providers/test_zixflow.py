@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
+
 from otpflow.config.settings import ZixflowSettings
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.states import DlrStatus
@@ -22,7 +24,6 @@ from otpflow.worker.providers.errors import (
     TransientProviderError,
 )
 from otpflow.worker.providers.zixflow import ZixflowProvider
-from pydantic import SecretStr
 
 SETTINGS = ZixflowSettings(
     base_url="https://zix.example", api_key=SecretStr("k-123"), workspace_id="ws-9"

@@ -1,0 +1,188 @@
+"""Benchmark: N SMS -> WhatsApp flows through real Redis, real worker processes and the
+simulator over loopback.
+
+Every flow's SMS is accepted but never delivered (timeout --timeout seconds), so every flow
+switches to WhatsApp, which the simulator delivers after 100 ms. Printed:
+
+- completed flows/s: flows / (first submit -> last flow delivered);
+- send latency p50/p99: flow accepted (stored by the producer) -> SMS request at the simulator;
+- switch lag p50/p99: SMS timeout expiry (provider acceptance + timeout) -> WhatsApp request at
+  the simulator.
+
+Times come from one machine's clock (the store's Redis TIME and the simulator's time.time()).
+
+    python benchmarks/flows.py --flows 1000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import redis
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from otpflow.config.settings import Settings
+from otpflow.flow import keys
+from otpflow.flow.states import TERMINAL_FLOW
+from otpflow.producers import OtpflowClient
+from otpflow.worker.stack import Stack
+
+console = Console()
+ENDED = {status.value.encode() for status in TERMINAL_FLOW}
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
+    to = f"91{7_000_000_000 + index}"
+    return to, {
+        "messages": [
+            {
+                "channel": "sms",
+                "timeout": timeout,
+                "messageType": "",
+                "data": {
+                    "recipient": to,
+                    "message": "Your code is 4821",
+                    "sender_id": "ACME",
+                    "route": "otp",
+                },
+            },
+            {
+                "channel": "whatsapp",
+                "timeout": 30,
+                "messageType": "custom",
+                "data": {"recipient": to, "phone_id": "bench", "text": "Your code is 4821"},
+            },
+        ]
+    }
+
+
+def wait_until_ended(client: OtpflowClient, flow_ids: list[str], deadline: float) -> None:
+    """Poll flow statuses in one Redis round trip per pass, showing progress."""
+    pending = list(flow_ids)
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("flows ended", total=len(flow_ids))
+        while pending and time.monotonic() < deadline:
+            pipe = client.redis.pipeline(transaction=False)
+            for flow_id in pending:
+                pipe.hget(keys.flow(flow_id), "status")
+            statuses = pipe.execute()
+            pending = [f for f, s in zip(pending, statuses, strict=True) if s not in ENDED]
+            progress.update(bar, completed=len(flow_ids) - len(pending))
+            time.sleep(0.25)
+
+
+def run(args: argparse.Namespace) -> int:
+    state_url, broker_url = f"{args.redis}/11", f"{args.redis}/10"
+    for url in (state_url, broker_url):
+        redis.Redis.from_url(url).flushdb()
+    stack = Stack(redis_url=state_url, broker_url=broker_url, api_keys="bench:bench-key")
+    with stack:
+        for index in range(args.workers):
+            stack.start_worker(f"worker{index + 1}", args.concurrency, args.pool)
+        stack.start_simulator()
+        stack.start_api()
+        stack.wait_ready()
+        sim = httpx.Client(base_url=stack.sim_url, timeout=30)
+        sim.post(
+            "/_sim/rules",
+            json={
+                "rules": [
+                    {"channel": "sms", "action": "never"},
+                    {"channel": "whatsapp", "action": "deliver", "delay_ms": 100},
+                ]
+            },
+        ).raise_for_status()
+        client = OtpflowClient(Settings(redis_url=state_url, broker_url=broker_url))
+        bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
+
+        started = time.time()
+        with ThreadPoolExecutor(args.producers) as pool:
+            flow_ids = list(pool.map(lambda b: client.send(b[1], workspace="bench"), bodies))
+        submitted = time.time()
+
+        wait_until_ended(
+            client, flow_ids, deadline=time.monotonic() + args.timeout + 60 + args.flows / 20
+        )
+        views = {
+            flow_id: view
+            for flow_id in flow_ids
+            if (view := client.status(flow_id)) is not None and view.terminal
+        }
+        requests = sim.get("/_sim/requests").json()["requests"]
+
+    by_recipient: dict[tuple[str, str], float] = {
+        (r["recipient"], r["channel"]): r["received_at"] for r in requests
+    }
+    send_latency, switch_lag, ends = [], [], []
+    delivered = 0
+    for (to, _), flow_id in zip(bodies, flow_ids, strict=True):
+        view = views.get(flow_id)
+        if view is None:
+            continue
+        delivered += view.status == "delivered"
+        ends.append(view.ended_at or view.updated_at)
+        sms_at = by_recipient.get((to, "sms"))
+        whatsapp_at = by_recipient.get((to, "whatsapp"))
+        if sms_at is not None:
+            send_latency.append(sms_at - view.created_at)
+        sms = view.steps[0]
+        if whatsapp_at is not None and sms.accepted_at is not None:
+            switch_lag.append(whatsapp_at - (sms.accepted_at + sms.timeout))
+
+    duration = (max(ends) - started) if ends else float("nan")
+    table = Table(
+        title=f"{args.flows} flows, {args.workers} worker process(es) x "
+        f"{args.concurrency} {args.pool}, SMS timeout {args.timeout} s"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("submitted in", f"{submitted - started:.2f} s")
+    table.add_row("ended / delivered", f"{len(views)} / {delivered}")
+    table.add_row("completed flows/s", f"{len(views) / duration:.1f}")
+    table.add_row(
+        "send latency p50 / p99",
+        f"{percentile(send_latency, 50) * 1000:.0f} / {percentile(send_latency, 99) * 1000:.0f} ms",
+    )
+    table.add_row(
+        "switch lag p50 / p99",
+        f"{percentile(switch_lag, 50) * 1000:.0f} / {percentile(switch_lag, 99) * 1000:.0f} ms",
+    )
+    table.add_row(
+        "switch lag mean", f"{statistics.fmean(switch_lag) * 1000:.0f} ms" if switch_lag else "-"
+    )
+    console.print(table)
+    client.close()
+    return 0 if len(views) == args.flows == delivered else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--flows", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--timeout", type=int, default=2, help="SMS step timeout (s)")
+    parser.add_argument("--producers", type=int, default=8, help="threads submitting flows")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
