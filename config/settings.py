@@ -29,9 +29,6 @@ class ZixflowSettings(BaseModel):
     base_url: str = "https://api-ai.zixflow.com"
     api_key: SecretStr = SecretStr("")
     workspace_id: str = ""
-    whatsapp_phone_id: str = Field(
-        default="", description="Default WhatsApp phone_id when a step does not give one."
-    )
 
 
 class ProvidersSettings(BaseModel):

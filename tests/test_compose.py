@@ -24,6 +24,7 @@ def compose() -> str:
 def test_compose_file_is_valid_and_complete() -> None:
     binary = compose()
     subprocess.run([binary, "config", "-q"], cwd=ROOT, check=True)
-    services = subprocess.run([binary, "config", "--services"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.split()
+    services = subprocess.run(
+        [binary, "config", "--services"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
     assert set(services) == {"redis", "api", "worker", "flower", "simulator"}

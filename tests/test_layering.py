@@ -1,0 +1,53 @@
+"""Imports point down only: a producer pulls in no worker code, no web framework, no simulator."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# folder -> otpflow packages it must never import
+FORBIDDEN = {
+    "config": ("otpflow.flow", "otpflow.producers", "otpflow.worker", "otpflow.simulator"),
+    "flow": ("otpflow.producers", "otpflow.worker", "otpflow.simulator"),
+    "producers": ("otpflow.worker", "otpflow.simulator"),
+    "worker": ("otpflow.simulator",),  # but the CLI starts it: see ALLOWED
+    "simulator": ("otpflow.config", "otpflow.flow", "otpflow.producers", "otpflow.worker"),
+}
+
+ALLOWED = {("worker/cli.py", "otpflow.simulator")}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_imports_point_down(folder: str) -> None:
+    for path in (ROOT / folder).rglob("*.py"):
+        for module in imported_modules(path):
+            if (str(path.relative_to(ROOT)), module) in ALLOWED:
+                continue
+            assert not module.startswith(FORBIDDEN[folder]), f"{path} imports {module}"
+
+
+def test_producer_import_pulls_in_no_worker_or_web_framework() -> None:
+    code = (
+        "import sys, otpflow.producers\n"
+        "bad = [m for m in sys.modules if m.startswith(('otpflow.worker', 'otpflow.simulator',"
+        " 'fastapi', 'uvicorn', 'starlette'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
