@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from otpflow.config.settings import Settings
 
@@ -53,8 +53,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_backend": None,
         "task_ignore_result": True,
-        "task_queues": [Queue(name) for name in ALL_QUEUES],
+        # one direct exchange per queue: a routing key reaches exactly one queue, on any broker
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ALL_QUEUES
+        ],
         "task_default_queue": SEND_QUEUE,
+        "task_default_exchange": SEND_QUEUE,
+        "task_default_routing_key": SEND_QUEUE,
         "task_routes": TASK_ROUTES,
         "task_acks_late": False,
         "task_acks_on_failure_or_timeout": True,
