@@ -104,11 +104,16 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from otpflow.producers import ServiceUnavailable
     from otpflow.worker.api import flow_json
     from otpflow.worker.timeline import print_flow
 
     settings = _settings()
-    view = _client(settings).status(args.request_id)
+    try:
+        view = _client(settings).status(args.request_id)
+    except ServiceUnavailable as exc:
+        console.print(f"[red]error:[/] {exc} (is Redis running at {settings.redis_url}?)")
+        return 1
     if view is None:
         console.print(f"[red]error:[/] no flow {args.request_id}")
         return 1
