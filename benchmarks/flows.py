@@ -17,10 +17,12 @@ Times come from one machine's clock (the store's Redis TIME and the simulator's 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,6 +73,30 @@ def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
     }
 
 
+def submit(
+    client: OtpflowClient, bodies: list[dict[str, Any]], rate: float, producers: int
+) -> list[str]:
+    """Send every flow: as fast as `producers` threads can, or paced at `rate` flows/s."""
+    if rate <= 0:
+        with ThreadPoolExecutor(producers) as pool:
+            return list(pool.map(lambda body: client.send(body, workspace="bench"), bodies))
+    flow_ids = []
+    start = time.monotonic()
+    for index, body in enumerate(bodies):
+        pause = start + index / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        flow_ids.append(client.send(body, workspace="bench"))
+    return flow_ids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), children included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until_ended(client: OtpflowClient, flow_ids: list[str], deadline: float) -> None:
     """Poll flow statuses in one Redis round trip per pass, showing progress."""
     pending = list(flow_ids)
@@ -111,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
 
         started = time.time()
-        with ThreadPoolExecutor(args.producers) as pool:
-            flow_ids = list(pool.map(lambda b: client.send(b[1], workspace="bench"), bodies))
+        flow_ids = submit(client, [body for _, body in bodies], args.rate, args.producers)
         submitted = time.time()
 
         wait_until_ended(
@@ -124,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             if (view := client.status(flow_id)) is not None and view.terminal
         }
         requests = sim.get("/_sim/requests").json()["requests"]
+        cpu = {name: cpu_seconds(process.pid) for name, process in stack.processes.items()}
 
     by_recipient: dict[tuple[str, str], float] = {
         (r["recipient"], r["channel"]): r["received_at"] for r in requests
@@ -165,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_row(
         "switch lag mean", f"{statistics.fmean(switch_lag) * 1000:.0f} ms" if switch_lag else "-"
     )
+    table.add_row("CPU seconds", ", ".join(f"{name} {sec:.1f}" for name, sec in cpu.items()))
     console.print(table)
     client.close()
     return 0 if len(views) == args.flows == delivered else 1
@@ -180,6 +207,12 @@ def main() -> int:
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--timeout", type=int, default=2, help="SMS step timeout (s)")
     parser.add_argument("--producers", type=int, default=8, help="threads submitting flows")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="flows per second to submit at (0: as fast as possible)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     return run(parser.parse_args())
 

@@ -66,8 +66,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 4,
         "worker_timer_precision": 0.1,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Flower lists tasks from worker events; "task-sent" events from every producer would
+        # add a publish per enqueue and show nothing Flower needs.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": False,
         "broker_connection_timeout": 4,
         "redis_socket_timeout": 10,
     }

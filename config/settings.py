@@ -113,6 +113,9 @@ class Settings(BaseSettings):
         default=6, ge=1, description="Attempts for a switch webhook before giving up."
     )
     log_level: str = Field(default="WARNING", description="Log level of OTPflow processes.")
+    task_events: bool = Field(
+        default=True, description="Workers send task events (Flower's task list needs them)."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

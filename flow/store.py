@@ -98,7 +98,7 @@ local function advance(i, reason)
     set_deadline(i + 1, NOW)
     event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
            reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
-    return {'switched', tostring(i + 1)}
+    return {'switched', tostring(i + 1), get('webhook') or '0'}
   end
   flow_to('exhaust')
   redis.call('HSET', FLOW_KEY, 'reason', reason)
@@ -231,10 +231,12 @@ return {'cancelled', ''}
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a transition did: ``kind`` names it, ``detail`` carries its one value."""
+    """What a transition did: ``kind`` names it, ``detail`` carries its one value;
+    ``notify`` says a switch has a caller webhook to tell."""
 
     kind: str
     detail: str = ""
+    notify: bool = False
 
     @property
     def number(self) -> float:
@@ -326,6 +328,7 @@ class FlowStore:
             "status": FlowStatus.QUEUED.value,
             "current": 0,
             "steps": len(request.steps),
+            "webhook": int(request.webhook_url is not None),
             "created_at": now,
             "updated_at": now,
         }
@@ -361,8 +364,10 @@ class FlowStore:
             keys=[keys.flow(flow_id), keys.events(flow_id), keys.deadlines()],
             args=[flow_id, self.ttl_seconds, *args],
         )
-        kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
-        return Outcome(kind, detail)
+        kind, detail, *flag = (
+            item.decode() if isinstance(item, bytes) else str(item) for item in raw
+        )
+        return Outcome(kind, detail, notify=flag == ["1"])
 
     def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
         """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one

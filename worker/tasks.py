@@ -103,7 +103,8 @@ def check_step(rt: Runtime, enqueue: Enqueue, flow_id: str, step: int) -> str:
     if outcome.kind == "switched":
         next_step = int(outcome.detail)
         enqueue.send(flow_id, next_step)
-        enqueue.notify_switch(flow_id, step, next_step)
+        if outcome.notify:
+            enqueue.notify_switch(flow_id, step, next_step)
     elif outcome.kind == "not_due":
         enqueue.check(flow_id, step, countdown=outcome.number)
     return outcome.kind

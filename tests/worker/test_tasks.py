@@ -174,6 +174,18 @@ def test_last_provider_rejecting_ends_the_step_and_checks_now(
     assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"  # type: ignore[arg-type]
     assert enqueue.calls == [("check", (0,), 0)]
     assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
+    assert enqueue.calls[1:] == [("send", (1, 1, 0), 0)]  # no webhook URL: nobody to notify
+
+
+def test_switch_notifies_only_flows_with_a_webhook(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    rt = runtime(redis_client, "nobody")
+    flow_id = rt.store.create(
+        "ws", FlowRequest.parse(FLOW | {"webhookurl": "https://app.example/switch"})
+    )
+    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]
+    assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
     assert enqueue.calls[1:] == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
 
 
