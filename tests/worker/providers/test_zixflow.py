@@ -97,6 +97,14 @@ def test_sms_request_matches_seed_001() -> None:
     }
 
 
+INTERACTIVE = {
+    "type": "button",
+    "header": {"type": "text", "text": "ACME"},
+    "body": {"text": "Your code is 4821"},
+    "footer": {"text": "Do not share"},
+    "action": {"buttons": [{"type": "reply", "reply": {"id": "ok", "title": "Got it"}}]},
+}
+
 WHATSAPP_CASES = [
     (
         "template",
@@ -127,29 +135,13 @@ WHATSAPP_CASES = [
         {
             "recipient": "919876543210",
             "phone_id": "p1",
-            "interactive": {
-                "type": "button",
-                "header": {"type": "text", "text": "ACME"},
-                "body": {"text": "Your code is 4821"},
-                "footer": {"text": "Do not share"},
-                "action": {
-                    "buttons": [{"type": "reply", "reply": {"id": "ok", "title": "Got it"}}]
-                },
-            },
+            "interactive": INTERACTIVE,
         },
         "/api/ingest/whatsapp/v1/message/interactive/reply-buttons/send",
         {
             "recipient": "919876543210",
             "phone_id": "p1",
-            "interactive": {
-                "type": "button",
-                "header": {"type": "text", "text": "ACME"},
-                "body": {"text": "Your code is 4821"},
-                "footer": {"text": "Do not share"},
-                "action": {
-                    "buttons": [{"type": "reply", "reply": {"id": "ok", "title": "Got it"}}]
-                },
-            },
+            "interactive": INTERACTIVE,
         },
     ),
 ]
