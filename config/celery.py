@@ -11,6 +11,10 @@ worker code. The choices, and why:
 - ``worker_timer_precision`` 0.1 s: the default 1 s lets a countdown fire up to a second late.
 - ``visibility_timeout`` above the longest countdown (300 s) plus queueing, so Redis does not
   redeliver a waiting countdown task to a second worker.
+- ``worker_eta_task_limit`` caps the countdown tasks one worker holds in memory.
+- Beat runs the recovery sweep every ``OTPFLOW_SWEEP_INTERVAL_SECONDS``: a worker killed with
+  its countdown checks in memory delays those flows by one sweep, not by the visibility
+  timeout. Brokers and Redis are reconnected to forever, with health checks.
 """
 
 from __future__ import annotations
@@ -30,14 +34,19 @@ ALL_QUEUES = (SEND_QUEUE, CHECK_QUEUE, WEBHOOK_QUEUE)
 SEND_STEP = "otpflow.send_step"
 CHECK_STEP = "otpflow.check_step"
 NOTIFY_SWITCH = "otpflow.notify_switch"
+SWEEP = "otpflow.sweep"
 
 TASK_ROUTES = {
     SEND_STEP: {"queue": SEND_QUEUE},
     CHECK_STEP: {"queue": CHECK_QUEUE},
     NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
+    SWEEP: {"queue": CHECK_QUEUE},
 }
 
+# Above the longest countdown (300 s) plus queueing, so a waiting countdown task is never
+# handed to a second worker. Recovery after a crash does not wait for it: the sweeper acts.
 VISIBILITY_TIMEOUT_SECONDS = 3600
+ETA_TASK_LIMIT = 10_000
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -65,12 +74,26 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 4,
         "worker_timer_precision": 0.1,
+        # every countdown check waits in worker memory (~11 KB each): cap what one worker holds
+        "worker_eta_task_limit": ETA_TASK_LIMIT,
+        # a stop request first lets running sends finish and held messages go back
+        "worker_soft_shutdown_timeout": 10.0,
+        "worker_enable_soft_shutdown_on_idle": True,
         "worker_hijack_root_logger": False,
         # Flower lists tasks from worker events; "task-sent" events from every producer would
         # add a publish per enqueue and show nothing Flower needs.
         "worker_send_task_events": settings.task_events,
         "task_send_sent_event": False,
         "broker_connection_timeout": 4,
+        "broker_connection_max_retries": None,  # workers reconnect by themselves, forever
+        "beat_schedule": {
+            "otpflow-sweep": {
+                "task": SWEEP,
+                "schedule": settings.sweep_interval_seconds,
+                # a sweep nobody ran in time is replaced by the next one, not queued up
+                "options": {"expires": settings.sweep_interval_seconds},
+            }
+        },
         "redis_socket_timeout": 10,
     }
 

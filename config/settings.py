@@ -112,6 +112,15 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(
         default=6, ge=1, description="Attempts for a switch webhook before giving up."
     )
+    sweep_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often beat runs the recovery sweep."
+    )
+    sweep_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long past its deadline a step waits for its own task before the "
+        "sweeper recovers it.",
+    )
     log_level: str = Field(default="WARNING", description="Log level of OTPflow processes.")
     task_events: bool = Field(
         default=True, description="Workers send task events (Flower's task list needs them)."

@@ -35,7 +35,7 @@ _PRELUDE = (
     lua_table("STEP", STEP_TRANSITIONS)
     + lua_table("FLOW", FLOW_TRANSITIONS)
     + """
-local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY = KEYS[1], KEYS[2], KEYS[3]
+local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FLOW_ID = ARGV[1]
 local TTL = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -120,6 +120,8 @@ if FLOW_ENDED[status] then
   return {'flow_ended', status}
 end
 if tonumber(get('current')) ~= i then return {'not_current', get('current')} end
+-- a flow is accepted only once its producer saw the enqueue succeed (see mark_enqueued)
+if get('enqueued') ~= '1' then return {'not_enqueued', get('created_at')} end
 if attempt == 1 then
   if not step_to(i, 'claim') then return {'already_claimed', sget(i, 'status')} end
   sset(i, 'claimed_at', NOW)
@@ -210,7 +212,10 @@ if current ~= i then return {'moved_on', tostring(current)} end
 local status = sget(i, 'status')
 if status == 'sent' or status == 'sending' then
   local deadline = tonumber(sget(i, 'deadline'))
-  if NOW < deadline then return {'not_due', tostring(deadline - NOW)} end
+  if NOW < deadline then
+    set_deadline(i, deadline)  -- the sweeper leased the entry; put its real due time back
+    return {'not_due', tostring(deadline - NOW)}
+  end
   step_to(i, 'deadline')
   if status == 'sent' then return advance(i, 'timeout') end
   sset(i, 'reason', 'send_lease_expired')
@@ -219,6 +224,35 @@ end
 if status == 'failed' then return advance(i, 'dlr_' .. (sget(i, 'dlr') or 'failed')) end
 if status == 'error' then return advance(i, 'send_error') end
 return {'waiting', status}
+"""
+
+_RECOVER = """
+-- The sweeper found this step's deadline overdue: say what recovers it.
+local i = tonumber(ARGV[3])
+if FLOW_ENDED[get('status')] or tonumber(get('current')) ~= i then
+  clear_deadline(i)
+  return {'stale', ''}
+end
+if sget(i, 'status') ~= 'pending' then return {'check', ''} end
+if i == 0 and get('enqueued') ~= '1' then
+  -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted
+  clear_deadline(i)
+  redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY)
+  return {'discarded', ''}
+end
+return {'resend', ''}
+"""
+
+_DUE = """
+-- Overdue deadline entries, each leased for ARGV[3] seconds so concurrent sweeps share the work.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),
+                       'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+end
+return due
 """
 
 _CANCEL = """
@@ -314,8 +348,10 @@ class FlowStore:
                 "dlr": _DLR,
                 "check": _CHECK,
                 "cancel": _CANCEL,
+                "recover": _RECOVER,
             }.items()
         }
+        self._due = redis.register_script(_DUE)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -329,6 +365,7 @@ class FlowStore:
             "current": 0,
             "steps": len(request.steps),
             "webhook": int(request.webhook_url is not None),
+            "enqueued": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -352,6 +389,14 @@ class FlowStore:
         pipe.execute()
         return flow_id
 
+    def mark_enqueued(self, flow_id: str) -> None:
+        """The producer saw step 0's task reach the broker: the flow is accepted.
+
+        Until then no step can be claimed, and the sweeper discards a flow left unmarked (its
+        producer answered 503), so a flow is sent if and only if its caller was told yes.
+        """
+        self.redis.hset(keys.flow(flow_id), "enqueued", 1)
+
     def delete(self, flow_id: str) -> None:
         """Remove a flow that could not be enqueued, so nothing stays half-stored."""
         pipe = self.redis.pipeline(transaction=True)
@@ -361,7 +406,12 @@ class FlowStore:
 
     def _run(self, name: str, flow_id: str, *args: str | int | float) -> Outcome:
         raw = self._scripts[name](
-            keys=[keys.flow(flow_id), keys.events(flow_id), keys.deadlines()],
+            keys=[
+                keys.flow(flow_id),
+                keys.events(flow_id),
+                keys.deadlines(),
+                keys.request(flow_id),
+            ],
             args=[flow_id, self.ttl_seconds, *args],
         )
         kind, detail, *flag = (
@@ -371,7 +421,8 @@ class FlowStore:
 
     def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
         """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one
-        caller per attempt; ``already_claimed``, ``not_current`` or ``flow_ended`` otherwise."""
+        caller per attempt; ``already_claimed``, ``not_current``, ``not_enqueued`` (detail: the
+        flow's creation time) or ``flow_ended`` otherwise."""
         return self._run("claim", flow_id, step, attempt, lease_seconds)
 
     def accepted(
@@ -403,6 +454,23 @@ class FlowStore:
         ``exhausted``, ``not_due`` (seconds left in detail), ``moved_on``, ``flow_ended``,
         ``waiting``."""
         return self._run("check", flow_id, step)
+
+    def due(self, grace_seconds: float, lease_seconds: float, limit: int) -> list[tuple[str, int]]:
+        """Steps whose deadline passed more than ``grace_seconds`` ago, leased to the caller."""
+        members = self._due(keys=[keys.deadlines()], args=[grace_seconds, limit, lease_seconds])
+        found = []
+        for member in members:
+            flow_id, _, step = member.decode().rpartition(":")
+            found.append((flow_id, int(step)))
+        return found
+
+    def recover(self, flow_id: str, step: int) -> Outcome:
+        """For an overdue step: ``resend`` (never claimed), ``check`` (decide it now),
+        ``discarded`` (never accepted), ``stale`` or ``missing`` (nothing to do)."""
+        outcome = self._run("recover", flow_id, step)
+        if outcome.kind == "missing":
+            self.redis.zrem(keys.deadlines(), f"{flow_id}:{step}")
+        return outcome
 
     def cancel(self, flow_id: str) -> Outcome:
         return self._run("cancel", flow_id)

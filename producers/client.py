@@ -67,6 +67,11 @@ class OtpflowClient:
         except (BrokerError, OSError) as exc:
             self._forget(flow_id)
             raise ServiceUnavailable("task broker is unreachable") from exc
+        try:
+            self.store.mark_enqueued(flow_id)
+        except redis.RedisError as exc:
+            # unmarked, the flow is never sent and the sweeper discards it
+            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
         return flow_id
 

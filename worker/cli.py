@@ -48,6 +48,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_beat(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from otpflow.worker.celery_app import app
+
+    # beat's schedule file only remembers last run times; a fresh one per start is fine
+    schedule = Path(tempfile.mkdtemp(prefix="otpflow-beat-")) / "schedule"
+    app.start(["beat", "--schedule", str(schedule), "--loglevel", args.loglevel])
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -143,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="warning")
     worker.add_argument("--hostname", default="")
     worker.set_defaults(func=cmd_worker)
+
+    beat = sub.add_parser("beat", help="run Celery beat: the periodic recovery sweep")
+    beat.add_argument("--loglevel", default="warning")
+    beat.set_defaults(func=cmd_beat)
 
     api = sub.add_parser("api", help="serve the HTTP API under uvicorn")
     api.add_argument("--host", default="127.0.0.1")

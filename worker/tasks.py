@@ -2,7 +2,8 @@
 
 ``send_step``   claim the step, send it through the channel's providers, schedule its check;
 ``check_step``  decide a step whose wait is over: done, or switch to the next channel;
-``notify_switch`` (in :mod:`.webhooks`) tell the caller the flow switched.
+``notify_switch`` (in :mod:`.webhooks`) tell the caller the flow switched;
+``sweep``       (periodic, from beat) recover every step whose own task was lost.
 
 Every decision is a store transition; a task that comes second (a duplicate, a redelivery,
 a check racing a report) is told so by the store and does nothing.
@@ -13,10 +14,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
+from typing import Any
 
 from celery import Celery
+from redis import RedisError
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
+from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP, SWEEP
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
@@ -30,6 +34,9 @@ logger = logging.getLogger("otpflow.worker")
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
+NOT_ENQUEUED_RETRY = 0.2
+SWEEP_BATCH = 500
+SWEEP_MAX_BATCHES = 20
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -42,6 +49,11 @@ def send_step(
     rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, attempt: int, provider_index: int
 ) -> str:
     claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
+    if claim.kind == "not_enqueued":
+        # the producer has not yet confirmed the enqueue; past the grace it never will
+        if time.time() < claim.number + rt.settings.sweep_grace_seconds:
+            enqueue.send(flow_id, step, attempt, provider_index, countdown=NOT_ENQUEUED_RETRY)
+        return claim.kind
     if claim.kind != "claimed":
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind
@@ -110,20 +122,63 @@ def check_step(rt: Runtime, enqueue: Enqueue, flow_id: str, step: int) -> str:
     return outcome.kind
 
 
+def sweep(rt: Runtime, enqueue: Enqueue) -> Counter[str]:
+    """Recover every step overdue by more than the grace period.
+
+    The countdown check is the fast path; this is what makes recovery independent of the
+    broker's visibility timeout. Each entry is leased while it is handled, so concurrent
+    sweeps share the work, and every action is a store transition, so repeating one is safe.
+    """
+    grace = rt.settings.sweep_grace_seconds
+    lease = max(grace, rt.settings.sweep_interval_seconds, 1.0)
+    done: Counter[str] = Counter()
+    for _ in range(SWEEP_MAX_BATCHES):
+        batch = rt.store.due(grace, lease, SWEEP_BATCH)
+        for flow_id, step in batch:
+            decision = rt.store.recover(flow_id, step)
+            if decision.kind == "resend":
+                enqueue.send(flow_id, step)
+                done["resent"] += 1
+            elif decision.kind == "check":
+                done["check:" + check_step(rt, enqueue, flow_id, step)] += 1
+            else:
+                done[decision.kind] += 1
+        if len(batch) < SWEEP_BATCH:
+            break
+    if done:
+        logger.info("sweep recovered steps", extra={"counts": dict(done)})
+    return done
+
+
+# Tasks that meet a Redis outage try again with backoff; the sweeper covers what is lost if
+# even that fails (the broker may be the same Redis).
+REDIS_RETRY: dict[str, Any] = {
+    "autoretry_for": (RedisError,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 10,
+    "retry_jitter": True,
+    "max_retries": 30,
+}
+
+
 def register_tasks(app: Celery, rt: Runtime) -> None:
     """Bind the task functions to a Celery app and a process runtime."""
     enqueue = Enqueue(app)
 
     # Sends are acknowledged on receipt: a crash mid-send must not send the step again.
-    @app.task(name=SEND_STEP, acks_late=False, ignore_result=True)
+    @app.task(name=SEND_STEP, acks_late=False, ignore_result=True, **REDIS_RETRY)
     def send_step_task(flow_id: str, step: int, attempt: int = 1, provider_index: int = 0) -> str:
         return send_step(rt, enqueue, flow_id, step, attempt, provider_index)
 
     # Checks and notifications are idempotent: acknowledged after they ran.
-    @app.task(name=CHECK_STEP, acks_late=True, ignore_result=True)
+    @app.task(name=CHECK_STEP, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def check_step_task(flow_id: str, step: int) -> str:
         return check_step(rt, enqueue, flow_id, step)
 
-    @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True)
+    @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
         return notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
+
+    @app.task(name=SWEEP, acks_late=False, ignore_result=True)
+    def sweep_task() -> dict[str, int]:
+        return dict(sweep(rt, enqueue))

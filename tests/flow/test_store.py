@@ -43,7 +43,9 @@ def store(redis_client: redis.Redis) -> FlowStore:
 
 
 def new_flow(store: FlowStore, *steps: dict) -> str:
-    return store.create("ws", FlowRequest.parse({"messages": list(steps)}))
+    flow_id = store.create("ws", FlowRequest.parse({"messages": list(steps)}))
+    store.mark_enqueued(flow_id)
+    return flow_id
 
 
 def sent(store: FlowStore, flow_id: str, step: int, timeout: int) -> None:
@@ -52,7 +54,7 @@ def sent(store: FlowStore, flow_id: str, step: int, timeout: int) -> None:
 
 
 def test_create_sets_ttl_on_every_key(store: FlowStore, redis_client: redis.Redis) -> None:
-    flow_id = new_flow(store, sms(), whatsapp())
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms(), whatsapp()]}))
     for key in [*keys.flow_keys(flow_id), keys.deadlines()]:
         assert 0 < redis_client.ttl(key) <= 600, key
     view = store.get(flow_id)
@@ -211,3 +213,55 @@ def test_delete_removes_everything(store: FlowStore, redis_client: redis.Redis) 
     flow_id = new_flow(store, sms())
     store.delete(flow_id)
     assert redis_client.keys("*") == []
+
+
+def test_no_step_is_claimed_before_the_producer_marks_the_flow(store: FlowStore) -> None:
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    assert store.claim(flow_id, 0, 1, 30).kind == "not_enqueued"
+    store.mark_enqueued(flow_id)
+    assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
+
+
+def test_due_leases_overdue_entries(store: FlowStore, redis_client: redis.Redis) -> None:
+    first = new_flow(store, sms())
+    second = new_flow(store, sms())
+    assert sorted(store.due(grace_seconds=0, lease_seconds=60, limit=10)) == sorted(
+        [(first, 0), (second, 0)]
+    )
+    # leased: a second sweep right after finds nothing
+    assert store.due(grace_seconds=0, lease_seconds=60, limit=10) == []
+    assert store.due(grace_seconds=3600, lease_seconds=60, limit=10) == []
+
+
+def test_recover_decides_per_step_state(store: FlowStore, redis_client: redis.Redis) -> None:
+    pending = new_flow(store, sms(), whatsapp())
+    assert store.recover(pending, 0).kind == "resend"
+    sent(store, pending, 0, 30)
+    assert store.recover(pending, 0).kind == "check"
+    assert store.recover(pending, 1).kind == "stale"
+    store.record_dlr(pending, 0, DlrStatus.DELIVERED, "zixflow")
+    assert store.recover(pending, 0).kind == "stale"
+    assert store.recover("gone", 0).kind == "missing"
+
+
+def test_recover_discards_a_flow_its_producer_never_confirmed(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    assert store.recover(flow_id, 0).kind == "discarded"
+    assert redis_client.keys("otpflow:flow:*") == []
+    assert redis_client.zcard(keys.deadlines()) == 0
+
+
+def test_not_due_check_restores_the_real_deadline(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = new_flow(store, sms(30))
+    sent(store, flow_id, 0, 30)
+    store.due(grace_seconds=-100, lease_seconds=5, limit=10)  # leased for 5 s only
+    assert store.check(flow_id, 0).kind == "not_due"
+    view = store.get(flow_id)
+    assert view is not None
+    assert redis_client.zscore(keys.deadlines(), f"{flow_id}:0") == pytest.approx(
+        view.steps[0].deadline
+    )

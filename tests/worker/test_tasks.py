@@ -105,8 +105,10 @@ def enqueue() -> RecordingEnqueue:
     return RecordingEnqueue()
 
 
-def start(rt: Runtime) -> str:
-    return rt.store.create("ws", FlowRequest.parse(FLOW))
+def start(rt: Runtime, flow: dict[str, Any] = FLOW) -> str:
+    flow_id = rt.store.create("ws", FlowRequest.parse(flow))
+    rt.store.mark_enqueued(flow_id)
+    return flow_id
 
 
 def test_accepted_send_schedules_the_check_at_the_timeout(
@@ -181,9 +183,7 @@ def test_switch_notifies_only_flows_with_a_webhook(
     redis_client: redis.Redis, enqueue: RecordingEnqueue
 ) -> None:
     rt = runtime(redis_client, "nobody")
-    flow_id = rt.store.create(
-        "ws", FlowRequest.parse(FLOW | {"webhookurl": "https://app.example/switch"})
-    )
+    flow_id = start(rt, FLOW | {"webhookurl": "https://app.example/switch"})
     tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]
     assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
     assert enqueue.calls[1:] == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
@@ -226,3 +226,50 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert 2 <= tasks.backoff(4) <= 4
     assert tasks.backoff(20) <= tasks.BACKOFF_MAX_SECONDS
     assert tasks.backoff(1, retry_after=5) == 5
+
+
+def test_sweep_recovers_each_kind_of_lost_task(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    rt = runtime(redis_client, "p1", ScriptedProvider("p1", ["m1", "m2"]))
+    rt.settings.sweep_grace_seconds = 0
+    never_started = start(rt)  # its send task was lost
+    waiting = start(
+        rt, {"messages": [{**FLOW["messages"][0], "timeout": 0}, FLOW["messages"][1]]}
+    )  # its check was lost
+    tasks.send_step(rt, enqueue, waiting, 0, 1, 0)  # type: ignore[arg-type]
+    never_accepted = rt.store.create("ws", FlowRequest.parse(FLOW))  # producer answered 503
+    enqueue.calls.clear()
+
+    counts = tasks.sweep(rt, enqueue)  # type: ignore[arg-type]
+
+    assert counts == {"resent": 1, "check:switched": 1, "discarded": 1}
+    assert ("send", (0, 1, 0), 0) in enqueue.calls  # never_started, step 0 again
+    assert ("send", (1, 1, 0), 0) in enqueue.calls  # waiting switched to step 1
+    assert rt.store.get(never_accepted) is None
+    view = rt.store.get(waiting)
+    assert view is not None and view.current == 1 and view.steps[0].status == "timeout"
+    assert rt.store.get(never_started) is not None
+
+
+def test_sweep_leaves_steps_that_are_not_overdue(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    rt = runtime(redis_client, "p1", ScriptedProvider("p1", ["m1"]))
+    rt.settings.sweep_grace_seconds = 0
+    flow_id = start(rt)
+    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]  # timeout 7 s
+    enqueue.calls.clear()
+    assert tasks.sweep(rt, enqueue) == {}  # type: ignore[arg-type]
+    assert enqueue.calls == []
+
+
+def test_send_waits_for_the_producer_to_confirm(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", ["m1"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"  # type: ignore[arg-type]
+    assert enqueue.calls == [("send", (0, 1, 0), tasks.NOT_ENQUEUED_RETRY)]
+    assert p1.calls == []
