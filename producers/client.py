@@ -82,6 +82,20 @@ class OtpflowClient:
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
 
+    def health(self) -> dict[str, bool]:
+        """Whether the flow store and the broker answer right now."""
+        try:
+            redis_ok = bool(self.redis.ping())
+        except redis.RedisError:
+            redis_ok = False
+        try:
+            with self.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            broker_ok = True
+        except (BrokerError, OSError):
+            broker_ok = False
+        return {"redis": redis_ok, "broker": broker_ok}
+
     def check_now(self, flow_id: str, step: int) -> None:
         """Ask a worker to decide a step at once (a failed delivery report arrived)."""
         self.celery.send_task(

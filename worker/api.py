@@ -156,6 +156,16 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    @app.get("/readyz", tags=["operations"], summary="Readiness: Redis and the broker answer")
+    async def readyz() -> JSONResponse:
+        checks = await run_in_threadpool(otp.health)
+        ready = all(checks.values())
+        body = {
+            "ready": ready,
+            "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()},
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
     return app
 
 

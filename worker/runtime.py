@@ -15,8 +15,8 @@ from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
 from otpflow.worker.signing import dlr_token
 
-# How long past its send budget a step may stay "sending" before a check ends it.
-SEND_LEASE_GRACE_SECONDS = 10.0
+# Beyond the budget, the last attempt may still be waiting on its provider.
+SEND_LEASE_SLACK_SECONDS = 1.0
 
 
 class Runtime:
@@ -71,7 +71,13 @@ class Runtime:
 
     @property
     def send_lease_seconds(self) -> float:
-        return self.settings.send_budget_seconds + SEND_LEASE_GRACE_SECONDS
+        """How long a step may stay "sending" before a check declares its task lost."""
+        settings = self.settings
+        return (
+            settings.send_budget_seconds
+            + settings.provider_timeout_seconds
+            + SEND_LEASE_SLACK_SECONDS
+        )
 
     def close(self) -> None:
         if "http" in self.__dict__:

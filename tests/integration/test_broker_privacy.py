@@ -9,8 +9,7 @@ import threading
 
 import pytest
 import redis
-
-from .conftest import BROKER_URL, System, recipient, sms_step, whatsapp_step
+from harness import BROKER_URL, System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
 

@@ -6,14 +6,19 @@ import threading
 import time
 
 import pytest
+from harness import System, recipient, sms_step, whatsapp_step
 
 from otpflow.config.celery import CHECK_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.worker.signing import verify_webhook_signature
 
-from .conftest import BROKER_URL, STATE_URL, System, recipient, sms_step, whatsapp_step
-
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def system(any_system: System) -> System:
+    """Every test here runs once with Redis and once with RabbitMQ as the broker."""
+    return any_system
 
 
 def requests_for(system: System, to: str, channel: str) -> list[dict]:
@@ -157,7 +162,7 @@ def test_duplicate_dlrs_and_concurrent_checks_switch_once(system: System) -> Non
     system.wait(lambda: system.flow(request_id).steps[0].status == "sent", what="SMS sent")
 
     # the same failed DLR five times at once, and two checks at once
-    producer = make_celery(Settings(redis_url=STATE_URL, broker_url=BROKER_URL))
+    producer = make_celery(Settings(broker_url=system.stack.broker_url))
     threads = [
         threading.Thread(target=system.sim_dlr, args=(sms["request_id"], "failed"))
         for _ in range(5)
