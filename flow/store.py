@@ -165,6 +165,11 @@ return {'recorded', ''}
 
 _DLR = """
 local i, dlr, step_event, provider = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local before = sget(i, 'status')
+if not before or before == 'pending' or before == 'skipped' then
+  -- no message went out for this step: whatever this is, it is not its report
+  return {'ignored', before or ''}
+end
 local last = sget(i, 'dlr')
 redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1)
 if last == dlr then return {'duplicate', ''} end

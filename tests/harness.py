@@ -23,7 +23,9 @@ import httpx
 import pytest
 import redis
 
+from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, FlowView
+from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack, free_port
 
 REDIS_HOST = os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -80,6 +82,8 @@ class System:
         self.http = httpx.Client(timeout=10)
         self.state = redis.Redis.from_url(state_url)
         self.store = FlowStore(self.state, ttl_seconds=3600)
+        self.proxy: Any = None  # the TcpProxy between the processes and Redis, if any
+        self._client: OtpflowClient | None = None
 
     # -- simulator -------------------------------------------------------------------------
     def rules(self, *rules: dict[str, Any]) -> None:
@@ -103,6 +107,14 @@ class System:
     # -- API -------------------------------------------------------------------------------
     def post_flow(self, body: Any) -> httpx.Response:
         return self.http.post(f"{self.stack.api_url}/v1/otpflow", json=body, headers=HEADERS)
+
+    def client(self) -> OtpflowClient:
+        """A producer on the same Redis and broker as the processes."""
+        if self._client is None:
+            self._client = OtpflowClient(
+                Settings(redis_url=self.stack.redis_url, broker_url=self.stack.broker_url)
+            )
+        return self._client
 
     def start(self, body: dict[str, Any]) -> str:
         reply = self.post_flow(body)
@@ -211,3 +223,89 @@ def stop_system(system: System) -> None:
     system.stack.stop()
     system.webhooks.server.shutdown()
     system.http.close()
+
+
+# Short recovery settings for fault tests, so every fault resolves in seconds.
+FAULT_ENV = {
+    "OTPFLOW_SWEEP_INTERVAL_SECONDS": "1",
+    "OTPFLOW_SWEEP_GRACE_SECONDS": "2",
+    "OTPFLOW_SEND_BUDGET_SECONDS": "4",
+    "OTPFLOW_PROVIDER_TIMEOUT_SECONDS": "2",
+    "OTPFLOW_WEBHOOK_MAX_ATTEMPTS": "3",
+}
+# the longest a lost send or check can stay unnoticed: lease (4 + 2 + 1) + grace + interval
+RECOVERY_SECONDS = 7 + 2 + 1
+
+
+# Mixed outcomes for load and fault tests: kind -> (simulator rules for one recipient, steps,
+# the flow's expected end). Total timeouts stay short so faults resolve in seconds.
+def mixed_kind(kind: str, to: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    if kind == "sms_delivers":
+        rules = [{"channel": "sms", "recipient": to, "action": "deliver", "delay_ms": 300}]
+        return rules, [sms_step(to, timeout=3), whatsapp_step(to, timeout=3)], "delivered"
+    if kind == "sms_silent":
+        rules = [{"channel": "sms", "recipient": to, "action": "never"}]
+        return rules, [sms_step(to, timeout=3), whatsapp_step(to, timeout=3)], "delivered"
+    if kind == "sms_fails":
+        rules = [{"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 500}]
+        return rules, [sms_step(to, timeout=10), whatsapp_step(to, timeout=3)], "delivered"
+    if kind == "all_silent":
+        rules = [{"channel": "*", "recipient": to, "action": "never"}]
+        return rules, [sms_step(to, timeout=3), whatsapp_step(to, timeout=3)], "failed"
+    raise ValueError(kind)
+
+
+MIXED_KINDS = ("sms_delivers", "sms_silent", "sms_fails", "all_silent")
+MIXED_LONGEST_FLOW_SECONDS = 13  # sms_fails: up to 10 s, then 3 s
+
+
+@dataclass
+class PlannedFlow:
+    recipient: str
+    kind: str
+    body: dict[str, Any]
+    expected: str
+    request_id: str = ""
+
+
+def plan_mixed(system: System, count: int) -> list[PlannedFlow]:
+    """`count` flows cycling through MIXED_KINDS, with the simulator told how each behaves."""
+    plans, rules = [], []
+    for index in range(count):
+        to, kind = recipient(), MIXED_KINDS[index % len(MIXED_KINDS)]
+        kind_rules, steps, expected = mixed_kind(kind, to)
+        rules += kind_rules
+        plans.append(PlannedFlow(to, kind, {"messages": steps}, expected))
+    rules.append({"channel": "whatsapp", "action": "deliver", "delay_ms": 200})
+    system.rules(*rules)
+    return plans
+
+
+def statuses(system: System, request_ids: list[str]) -> list[str]:
+    pipe = system.state.pipeline(transaction=False)
+    for request_id in request_ids:
+        pipe.hget(f"otpflow:flow:{request_id}", "status")
+    return [(s or b"missing").decode() for s in pipe.execute()]
+
+
+def wait_all_ended(system: System, request_ids: list[str], timeout: float) -> float:
+    """Seconds until every flow ended; fails the test with a count at the deadline."""
+    start = time.monotonic()
+    terminal = {"delivered", "failed", "cancelled"}
+    while True:
+        pending = [s for s in statuses(system, request_ids) if s not in terminal]
+        if not pending:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"{len(pending)} of {len(request_ids)} flows not ended after {timeout} s")
+        time.sleep(0.2)
+
+
+def duplicate_sends(system: System) -> dict[tuple[str, str], int]:
+    """(recipient, channel) pairs the simulator accepted more than once."""
+    counts: dict[tuple[str, str], int] = {}
+    for request in system.sim_requests():
+        if request["status_code"] == 200:
+            key = (request["recipient"], request["channel"])
+            counts[key] = counts.get(key, 0) + 1
+    return {key: n for key, n in counts.items() if n > 1}

@@ -265,3 +265,13 @@ def test_not_due_check_restores_the_real_deadline(
     assert redis_client.zscore(keys.deadlines(), f"{flow_id}:0") == pytest.approx(
         view.steps[0].deadline
     )
+
+
+def test_report_for_a_step_never_sent_changes_nothing(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    sent(store, flow_id, 0, 30)
+    assert store.record_dlr(flow_id, 1, DlrStatus.DELIVERED, "zixflow").kind == "ignored"
+    assert store.record_dlr(flow_id, 7, DlrStatus.DELIVERED, "zixflow").kind == "ignored"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "in_progress"
+    assert view.steps[1].dlr is None

@@ -1,0 +1,77 @@
+"""Workers killed or stopped mid-flight: every accepted flow still ends, no step is sent twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from harness import (
+    MIXED_LONGEST_FLOW_SECONDS,
+    RECOVERY_SECONDS,
+    System,
+    duplicate_sends,
+    plan_mixed,
+    statuses,
+    wait_all_ended,
+)
+
+pytestmark = pytest.mark.faults
+
+
+def submit_all(system: System, plans: list) -> None:
+    client = system.client()
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda plan: client.send(plan.body, workspace="faults"), plans))
+    for plan, request_id in zip(plans, ids, strict=True):
+        plan.request_id = request_id
+
+
+def assert_all_ended_as_planned(system: System, plans: list) -> None:
+    ended = statuses(system, [p.request_id for p in plans])
+    wrong = [(p.kind, s) for p, s in zip(plans, ended, strict=True) if s != p.expected]
+    assert not wrong, f"{len(wrong)} flows ended unexpectedly, e.g. {wrong[:5]}"
+    assert duplicate_sends(system) == {}
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_sigkill_one_of_two_workers_mid_flight(
+    fault_system: Callable[..., System], broker: str
+) -> None:
+    system = fault_system(broker=broker)
+    plans = plan_mixed(system, 300)
+    submit_all(system, plans)
+    time.sleep(1.0)  # some flows sending, some waiting on their countdown
+    in_flight = sum(
+        s not in ("delivered", "failed") for s in statuses(system, [p.request_id for p in plans])
+    )
+
+    system.stack.stop_process("worker1", signal.SIGKILL)
+    system.stack.start_worker("worker3", concurrency=8)
+
+    bound = MIXED_LONGEST_FLOW_SECONDS + RECOVERY_SECONDS + 15
+    took = wait_all_ended(system, [p.request_id for p in plans], timeout=bound)
+    print(f"{broker}: {in_flight} flows in flight at the kill; all ended {took:.1f} s after it")
+    assert in_flight >= 100, "the kill must hit flows in flight"
+    assert_all_ended_as_planned(system, plans)
+
+
+def test_sigterm_is_a_warm_shutdown_that_loses_nothing(
+    fault_system: Callable[..., System],
+) -> None:
+    system = fault_system()
+    plans = plan_mixed(system, 200)
+    submit_all(system, plans)
+    time.sleep(1.0)
+    code = system.stack.stop_process("worker1", signal.SIGTERM, timeout=60)
+    assert code == 0, "a SIGTERM must end the worker cleanly"
+    system.stack.start_worker("worker3", concurrency=8)
+
+    wait_all_ended(
+        system,
+        [p.request_id for p in plans],
+        timeout=MIXED_LONGEST_FLOW_SECONDS + RECOVERY_SECONDS + 15,
+    )
+    assert_all_ended_as_planned(system, plans)
