@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .outcomes import Rule, parse_rules, pick_rule
+from .outcomes import Rule, RuleBook, parse_rules
 from .schemas import (
     CampaignSend,
     SmsSend,
@@ -32,6 +32,7 @@ from .schemas import (
 
 Style = Literal["ingest", "campaign"]
 REMARKS = {"delivered": "Message delivered", "failed": "Message delivery failed"}
+POSTBACK_RETRY_SECONDS = 1.0  # first retry of a failed postback; doubles each time
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,18 @@ class SimState:
     """Mutable simulator state: rules, request log, postback log, pending postbacks."""
 
     def __init__(
-        self, api_key: str, workspace_id: str, default_delay_ms: int, rules: list[Rule]
+        self,
+        api_key: str,
+        workspace_id: str,
+        default_delay_ms: int,
+        rules: list[Rule],
+        postback_attempts: int = 4,
     ) -> None:
         self.api_key = api_key
+        self.postback_attempts = postback_attempts
         self.workspace_id = workspace_id
         self.default_delay_ms = default_delay_ms
-        self.rules = rules
+        self.rules = RuleBook(rules)
         self.requests: list[dict[str, Any]] = []
         self.postbacks: list[dict[str, Any]] = []
         self.messages: dict[str, Message] = {}
@@ -123,7 +130,7 @@ class SimState:
         self.requests.clear()
         self.postbacks.clear()
         self.messages.clear()
-        self.rules = []
+        self.rules = RuleBook()
 
     def log_request(self, **entry: Any) -> None:
         """Append one entry to the request log."""
@@ -151,21 +158,27 @@ class SimState:
             "status_at": _utc_now(),
             "post_back_data": msg.post_back_data,
         }
-        record: dict[str, Any] = {
-            "sent_at": time.time(),
-            "url": url,
-            "body": body,
-            "response_status": None,
-            "error": None,
-        }
-        try:
-            if self.client is None:
-                raise RuntimeError("HTTP client not started (app lifespan not running)")
-            resp = await self.client.post(url, json=body)
-            record["response_status"] = resp.status_code
-        except Exception as exc:  # recorded, never retried
-            record["error"] = f"{type(exc).__name__}: {exc}"
-        self.postbacks.append(record)
+        # like real providers: a postback that meets an error or a 5xx is tried again later
+        for attempt in range(1, self.postback_attempts + 1):
+            record: dict[str, Any] = {
+                "sent_at": time.time(),
+                "url": url,
+                "body": body,
+                "attempt": attempt,
+                "response_status": None,
+                "error": None,
+            }
+            try:
+                if self.client is None:
+                    raise RuntimeError("HTTP client not started (app lifespan not running)")
+                resp = await self.client.post(url, json=body)
+                record["response_status"] = resp.status_code
+            except Exception as exc:  # recorded; retried below
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            self.postbacks.append(record)
+            if record["error"] is None and record["response_status"] < 500:
+                return
+            await asyncio.sleep(POSTBACK_RETRY_SECONDS * 2 ** (attempt - 1))
 
 
 def _utc_now() -> str:
@@ -231,7 +244,7 @@ def _send_handler(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
         except ValidationError as exc:
             return done(_reply(ep, 400, first_error(exc)))
 
-        rule = pick_rule(state.rules, ep.channel, recipient)
+        rule = state.rules.pick(ep.channel, recipient)
         if rule.accept_delay_ms:
             await asyncio.sleep(rule.accept_delay_ms / 1000)
         if rule.action == "reject":
@@ -297,10 +310,10 @@ async def _rules(request: Request) -> JSONResponse:
         if data is None or not isinstance(data.get("rules"), list):
             return _bad('body must be {"rules": [...]}')
         try:
-            state.rules = parse_rules(data["rules"])
+            state.rules = RuleBook(parse_rules(data["rules"]))
         except ValidationError as exc:
             return _bad(first_error(exc))
-    return JSONResponse({"ok": True, "rules": [r.model_dump() for r in state.rules]})
+    return JSONResponse({"ok": True, "rules": [r.model_dump() for r in state.rules.rules]})
 
 
 async def _reset(request: Request) -> JSONResponse:
@@ -338,9 +351,16 @@ def create_app(
     workspace_id: str = "sim-workspace",
     default_delay_ms: int = 200,
     rules: Iterable[dict[str, Any]] | None = None,
+    postback_attempts: int = 4,
 ) -> Starlette:
-    """Build the simulator app; ``rules`` are outcome rule dicts (see ``outcomes.Rule``)."""
-    state = SimState(api_key, workspace_id, default_delay_ms, parse_rules(rules or []))
+    """Build the simulator app; ``rules`` are outcome rule dicts (see ``outcomes.Rule``).
+
+    A postback answered with a 5xx or not at all is tried again after 1, 2, 4, ... seconds,
+    ``postback_attempts`` times in all, as providers do.
+    """
+    state = SimState(
+        api_key, workspace_id, default_delay_ms, parse_rules(rules or []), postback_attempts
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

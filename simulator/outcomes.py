@@ -41,16 +41,29 @@ def parse_rules(raw: Iterable[Any]) -> list[Rule]:
     return _RULES.validate_python(list(raw))
 
 
-def pick_rule(rules: Sequence[Rule], channel: str, recipient: str | None) -> Rule:
-    """Most specific rule: (channel, recipient) > (*, recipient) > (channel, -) > (*, -).
+class RuleBook:
+    """Rules indexed by (channel, recipient), so a lookup costs the same for 5 or 5,000 rules.
 
-    Among equally specific rules the first one in the list wins; no match means "deliver".
+    Most specific wins: (channel, recipient) > (*, recipient) > (channel, -) > (*, -); among
+    equally specific rules the first in the list wins; no match means "deliver".
     """
-    keys: list[tuple[str, str | None]] = [(channel, None), ("*", None)]
-    if recipient is not None:
-        keys = [(channel, recipient), ("*", recipient), *keys]
-    for want_channel, want_recipient in keys:
-        for rule in rules:
-            if rule.channel == want_channel and rule.recipient == want_recipient:
-                return rule
-    return DEFAULT_RULE
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self.rules = list(rules)
+        self._index: dict[tuple[str, str | None], Rule] = {}
+        for rule in self.rules:
+            self._index.setdefault((rule.channel, rule.recipient), rule)
+
+    def pick(self, channel: str, recipient: str | None) -> Rule:
+        keys: list[tuple[str, str | None]] = [(channel, None), ("*", None)]
+        if recipient is not None:
+            keys = [(channel, recipient), ("*", recipient), *keys]
+        for key in keys:
+            if key in self._index:
+                return self._index[key]
+        return DEFAULT_RULE
+
+
+def pick_rule(rules: Sequence[Rule], channel: str, recipient: str | None) -> Rule:
+    """The rule :class:`RuleBook` picks for one message."""
+    return RuleBook(rules).pick(channel, recipient)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from harness import FAULT_ENV, RABBITMQ_URL, REDIS_HOST, System, start_system, stop_system
-from tcp_proxy import TcpProxy
+
+from otpflow.worker.tcp_proxy import TcpProxy
 
 STATE_DB, BROKER_DB = 5, 6
 

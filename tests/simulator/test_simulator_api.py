@@ -510,23 +510,31 @@ def test_dlr_unknown_request_404(client: httpx.Client) -> None:
     assert resp.status_code == 404
 
 
-def test_failed_postbacks_recorded_not_retried(client: httpx.Client, receiver: Receiver) -> None:
+def test_failed_postbacks_are_recorded_and_retried(
+    client: httpx.Client, receiver: Receiver
+) -> None:
     closed = Receiver()
     dead_url = closed.url + "/dlr"
     closed.close()
     send_sms(client, post_back_url=dead_url)
     send_sms(client, post_back_url=receiver.url + "/fail")
-    records = wait_len(lambda: client.get("/_sim/postbacks").json()["postbacks"], 2)
-    by_url = {r["url"]: r for r in records}
-    assert by_url[dead_url]["response_status"] is None
-    assert by_url[dead_url]["error"]
-    assert by_url[receiver.url + "/fail"]["response_status"] == 500
-    assert by_url[receiver.url + "/fail"]["error"] is None
-    # No retry: a later control DLR arrives while the 500 was received exactly once.
+    records = wait_len(lambda: client.get("/_sim/postbacks").json()["postbacks"], 4)
+    first = {r["url"]: r for r in records if r["attempt"] == 1}
+    assert first[dead_url]["response_status"] is None and first[dead_url]["error"]
+    assert first[receiver.url + "/fail"]["response_status"] == 500
+    assert first[receiver.url + "/fail"]["error"] is None
+    # each is tried again about a second later, as providers do
+    retried = [r for r in records if r["attempt"] == 2]
+    assert {r["url"] for r in retried} == {dead_url, receiver.url + "/fail"}
+    assert all(r["sent_at"] - first[r["url"]]["sent_at"] >= 0.9 for r in retried)
+    assert [r["path"] for r in receiver.received].count("/fail") >= 2
+
+
+def test_accepted_postback_is_not_repeated(client: httpx.Client, receiver: Receiver) -> None:
     rid = send_sms(client, post_back_url=receiver.url + "/ok").json()["request_id"]
-    client.post("/_sim/dlr", json={"request_id": rid, "delay_ms": 300})
-    wait_until(lambda: len(receiver.bodies(rid)) == 2)
-    assert [r["path"] for r in receiver.received].count("/fail") == 1
+    wait_until(lambda: receiver.bodies(rid))
+    time.sleep(1.3)
+    assert len(receiver.bodies(rid)) == 1
 
 
 # --- control API ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A TCP proxy the tests control: everything to Redis goes through it, so a test can cut the
-connection between the processes and Redis, then restore it."""
+"""A TCP proxy for fault injection: the fault tests and the soak run send every Redis
+connection through it, so they can cut the processes off from Redis, then restore them."""
 
 from __future__ import annotations
 

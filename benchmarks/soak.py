@@ -1,0 +1,218 @@
+"""Soak: thousands of flows with mixed outcomes while workers are SIGKILLed and Redis is cut.
+
+Every process reaches Redis (flow state and broker) through a TCP proxy this script controls.
+While flows are submitted at a steady rate it SIGKILLs a random worker three times (starting a
+replacement each time) and cuts Redis off for five seconds once. Then it waits for every
+accepted flow to end and prints:
+
+- accepted: flows the producer was told yes for (refused ones got ServiceUnavailable);
+- terminal: accepted flows that ended (delivered, failed);
+- lost: accepted flows that never ended, or ended other than their outcome dictates;
+- duplicate sends: (recipient, channel) pairs the simulator accepted more than once.
+
+    python benchmarks/soak.py --flows 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+from rich.console import Console
+from rich.progress import Progress
+
+from otpflow.config.settings import Settings
+from otpflow.flow import keys
+from otpflow.producers import OtpflowClient, ServiceUnavailable
+from otpflow.worker.stack import Stack
+from otpflow.worker.tcp_proxy import TcpProxy
+
+console = Console()
+
+SOAK_ENV = {
+    "OTPFLOW_SWEEP_INTERVAL_SECONDS": "1",
+    "OTPFLOW_SWEEP_GRACE_SECONDS": "2",
+    "OTPFLOW_SEND_BUDGET_SECONDS": "4",
+    "OTPFLOW_PROVIDER_TIMEOUT_SECONDS": "2",
+}
+# kind -> (rules for the recipient, SMS timeout, WhatsApp timeout, expected end)
+KINDS: dict[str, tuple[list[dict[str, Any]], int, int, str]] = {
+    "sms_delivers": ([{"channel": "sms", "action": "deliver", "delay_ms": 300}], 3, 3, "delivered"),
+    "sms_silent": ([{"channel": "sms", "action": "never"}], 3, 3, "delivered"),
+    "sms_fails": ([{"channel": "sms", "action": "fail", "delay_ms": 500}], 10, 3, "delivered"),
+    "sms_rejected": ([{"channel": "sms", "action": "reject"}], 3, 3, "delivered"),
+    "all_silent": ([{"channel": "*", "action": "never"}], 3, 3, "failed"),
+}
+
+
+@dataclass
+class Flow:
+    recipient: str
+    kind: str
+    request_id: str | None = None
+
+
+def body(flow: Flow) -> dict[str, Any]:
+    _, sms_timeout, whatsapp_timeout, _ = KINDS[flow.kind]
+    to = flow.recipient
+    return {
+        "messages": [
+            {
+                "channel": "sms",
+                "timeout": sms_timeout,
+                "messageType": "",
+                "data": {
+                    "recipient": to,
+                    "message": "Your code is 4821",
+                    "sender_id": "ACME",
+                    "route": "otp",
+                },
+            },
+            {
+                "channel": "whatsapp",
+                "timeout": whatsapp_timeout,
+                "messageType": "custom",
+                "data": {"recipient": to, "phone_id": "soak", "text": "Your code is 4821"},
+            },
+        ]
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    redis_port = int(args.redis.rsplit(":", 1)[1])
+    proxy = TcpProxy(redis_port).start()
+    via_proxy = f"redis://127.0.0.1:{proxy.port}"
+    state_direct = redis.Redis.from_url(f"{args.redis}/3")
+    state_direct.flushdb()
+    redis.Redis.from_url(f"{args.redis}/4").flushdb()
+
+    flows = [Flow(f"91{8_000_000_000 + i}", rng.choice(list(KINDS))) for i in range(args.flows)]
+    rules = [rule | {"recipient": f.recipient} for f in flows for rule in KINDS[f.kind][0]]
+    stack = Stack(
+        redis_url=f"{via_proxy}/3",
+        broker_url=f"{via_proxy}/4",
+        api_keys="soak:soak-key",
+        extra_env=SOAK_ENV,
+    )
+    faults: list[str] = []
+    with stack:
+        stack.start(workers=args.workers, concurrency=16)
+        httpx.post(
+            f"{stack.sim_url}/_sim/rules", json={"rules": rules}, timeout=60
+        ).raise_for_status()
+        client = OtpflowClient(Settings(redis_url=stack.redis_url, broker_url=stack.broker_url))
+        duration = args.flows / args.rate
+        plan = sorted(
+            [(rng.uniform(0.15, 0.85) * duration, "kill") for _ in range(3)]
+            + [(rng.uniform(0.3, 0.7) * duration, "cut")]
+        )
+        injector = threading.Thread(target=inject, args=(stack, proxy, plan, faults, rng))
+        started = time.monotonic()
+        injector.start()
+        with Progress(console=console, transient=True) as progress:
+            bar = progress.add_task("submitting", total=len(flows))
+            for index, flow in enumerate(flows):
+                pause = started + index / args.rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                with contextlib.suppress(ServiceUnavailable):  # refused: stays without an id
+                    flow.request_id = client.send(body(flow), workspace="soak")
+                progress.update(bar, completed=index + 1)
+        injector.join()
+        accepted = [f for f in flows if f.request_id]
+        ended = wait_ended(state_direct, accepted, timeout=args.settle)
+        requests = httpx.get(f"{stack.sim_url}/_sim/requests", timeout=60).json()["requests"]
+        client.close()
+    proxy.stop()
+
+    sends: dict[tuple[str, str], int] = {}
+    for request in requests:
+        if request["status_code"] == 200:
+            key = (request["recipient"], request["channel"])
+            sends[key] = sends.get(key, 0) + 1
+    duplicates = sum(1 for n in sends.values() if n > 1)
+    lost = [f for f in accepted if f.request_id not in ended]
+    unexpected = [
+        f for f in accepted if f.request_id in ended and ended[f.request_id] != KINDS[f.kind][3]
+    ]
+    refused = len(flows) - len(accepted)
+    for line in faults:
+        console.print(line)
+    console.print(
+        f"flows submitted {len(flows)}, accepted {len(accepted)}, refused with 503 {refused}"
+    )
+    console.print(
+        f"terminal {len(accepted) - len(lost)}, lost {len(lost)}, "
+        f"ended other than planned {len(unexpected)}, duplicate sends {duplicates}"
+    )
+    for flow in (lost + unexpected)[:10]:
+        console.print(f"  {flow.kind} {flow.request_id} -> {ended.get(flow.request_id or '')}")
+    return 0 if not (lost or unexpected or duplicates) else 1
+
+
+def inject(
+    stack: Stack, proxy: TcpProxy, plan: list[tuple[float, str]], log: list[str], rng: random.Random
+) -> None:
+    start = time.monotonic()
+    replacements = 0
+    for at, fault in plan:
+        time.sleep(max(0.0, start + at - time.monotonic()))
+        if fault == "kill":
+            victim = rng.choice([n for n in stack.processes if n.startswith("worker")])
+            stack.stop_process(victim, signal.SIGKILL)
+            replacements += 1
+            stack.start_worker(f"worker-r{replacements}", 16)
+            log.append(f"{at:6.1f}s  SIGKILL {victim}, started worker-r{replacements}")
+        else:
+            proxy.cut()
+            log.append(f"{at:6.1f}s  Redis cut off for 5 s")
+            time.sleep(5)
+            proxy.restore()
+
+
+def wait_ended(state: redis.Redis, flows: list[Flow], timeout: float) -> dict[str, str]:
+    """request id -> final status, for every flow that ended before the deadline."""
+    ended: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("waiting for flows to end", total=len(flows))
+        while len(ended) < len(flows) and time.monotonic() < deadline:
+            pending = [f.request_id for f in flows if f.request_id not in ended]
+            pipe = state.pipeline(transaction=False)
+            for request_id in pending:
+                pipe.hget(keys.flow(request_id or ""), "status")
+            for request_id, status in zip(pending, pipe.execute(), strict=True):
+                if status in (b"delivered", b"failed", b"cancelled"):
+                    ended[request_id or ""] = status.decode()
+            progress.update(bar, completed=len(ended))
+            time.sleep(0.5)
+    return ended
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--flows", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=50.0, help="flows submitted per second")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--settle", type=float, default=120.0, help="seconds to wait for the last flows to end"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
