@@ -44,13 +44,20 @@ SOAK_ENV = {
     "OTPFLOW_SEND_BUDGET_SECONDS": "4",
     "OTPFLOW_PROVIDER_TIMEOUT_SECONDS": "2",
 }
-# kind -> (rules for the recipient, SMS timeout, WhatsApp timeout, expected end)
+# kind -> (rules for the recipient, SMS timeout, WhatsApp timeout, expected end). The last
+# step waits 15 s: longer than the Redis cut plus the providers' postback retries, so a report
+# the outage delayed still counts.
 KINDS: dict[str, tuple[list[dict[str, Any]], int, int, str]] = {
-    "sms_delivers": ([{"channel": "sms", "action": "deliver", "delay_ms": 300}], 3, 3, "delivered"),
-    "sms_silent": ([{"channel": "sms", "action": "never"}], 3, 3, "delivered"),
-    "sms_fails": ([{"channel": "sms", "action": "fail", "delay_ms": 500}], 10, 3, "delivered"),
-    "sms_rejected": ([{"channel": "sms", "action": "reject"}], 3, 3, "delivered"),
-    "all_silent": ([{"channel": "*", "action": "never"}], 3, 3, "failed"),
+    "sms_delivers": (
+        [{"channel": "sms", "action": "deliver", "delay_ms": 300}],
+        3,
+        15,
+        "delivered",
+    ),
+    "sms_silent": ([{"channel": "sms", "action": "never"}], 3, 15, "delivered"),
+    "sms_fails": ([{"channel": "sms", "action": "fail", "delay_ms": 500}], 10, 15, "delivered"),
+    "sms_rejected": ([{"channel": "sms", "action": "reject"}], 3, 15, "delivered"),
+    "all_silent": ([{"channel": "*", "action": "never"}], 3, 15, "failed"),
 }
 
 

@@ -27,4 +27,4 @@ def test_compose_file_is_valid_and_complete() -> None:
     services = subprocess.run(
         [binary, "config", "--services"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.split()
-    assert set(services) == {"redis", "api", "worker", "flower", "simulator"}
+    assert set(services) == {"redis", "api", "worker", "beat", "flower", "simulator"}
