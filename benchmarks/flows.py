@@ -28,17 +28,15 @@ from typing import Any
 import httpx
 import redis
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from otpflow.config.settings import Settings
-from otpflow.flow import keys
-from otpflow.flow.states import TERMINAL_FLOW
 from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack
 
+from common import sms_then_whatsapp, wait_ended
+
 console = Console()
-ENDED = {status.value.encode() for status in TERMINAL_FLOW}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -50,27 +48,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
     to = f"91{7_000_000_000 + index}"
-    return to, {
-        "messages": [
-            {
-                "channel": "sms",
-                "timeout": timeout,
-                "messageType": "",
-                "data": {
-                    "recipient": to,
-                    "message": "Your code is 4821",
-                    "sender_id": "ACME",
-                    "route": "otp",
-                },
-            },
-            {
-                "channel": "whatsapp",
-                "timeout": 30,
-                "messageType": "custom",
-                "data": {"recipient": to, "phone_id": "bench", "text": "Your code is 4821"},
-            },
-        ]
-    }
+    return to, sms_then_whatsapp(to, timeout, 30)
 
 
 def submit(
@@ -95,21 +73,6 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(value) for value in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_ended(client: OtpflowClient, flow_ids: list[str], deadline: float) -> None:
-    """Poll flow statuses in one Redis round trip per pass, showing progress."""
-    pending = list(flow_ids)
-    with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("flows ended", total=len(flow_ids))
-        while pending and time.monotonic() < deadline:
-            pipe = client.redis.pipeline(transaction=False)
-            for flow_id in pending:
-                pipe.hget(keys.flow(flow_id), "status")
-            statuses = pipe.execute()
-            pending = [f for f, s in zip(pending, statuses, strict=True) if s not in ENDED]
-            progress.update(bar, completed=len(flow_ids) - len(pending))
-            time.sleep(0.25)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,14 +103,8 @@ def run(args: argparse.Namespace) -> int:
         flow_ids = submit(client, [body for _, body in bodies], args.rate, args.producers)
         submitted = time.time()
 
-        wait_until_ended(
-            client, flow_ids, deadline=time.monotonic() + args.timeout + 60 + args.flows / 20
-        )
-        views = {
-            flow_id: view
-            for flow_id in flow_ids
-            if (view := client.status(flow_id)) is not None and view.terminal
-        }
+        ended = wait_ended(client.redis, flow_ids, args.timeout + 60 + args.flows / 20, console)
+        views = {flow_id: view for flow_id in ended if (view := client.status(flow_id))}
         requests = sim.get("/_sim/requests").json()["requests"]
         cpu = {name: cpu_seconds(process.pid) for name, process in stack.processes.items()}
 

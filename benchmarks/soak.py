@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,10 +32,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from otpflow.config.settings import Settings
-from otpflow.flow import keys
 from otpflow.producers import OtpflowClient, ServiceUnavailable
 from otpflow.worker.stack import Stack
 from otpflow.worker.tcp_proxy import TcpProxy
+
+from common import sms_then_whatsapp, wait_ended
 
 console = Console()
 
@@ -70,28 +72,7 @@ class Flow:
 
 def body(flow: Flow) -> dict[str, Any]:
     _, sms_timeout, whatsapp_timeout, _ = KINDS[flow.kind]
-    to = flow.recipient
-    return {
-        "messages": [
-            {
-                "channel": "sms",
-                "timeout": sms_timeout,
-                "messageType": "",
-                "data": {
-                    "recipient": to,
-                    "message": "Your code is 4821",
-                    "sender_id": "ACME",
-                    "route": "otp",
-                },
-            },
-            {
-                "channel": "whatsapp",
-                "timeout": whatsapp_timeout,
-                "messageType": "custom",
-                "data": {"recipient": to, "phone_id": "soak", "text": "Your code is 4821"},
-            },
-        ]
-    }
+    return sms_then_whatsapp(flow.recipient, sms_timeout, whatsapp_timeout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         redis_url=f"{via_proxy}/3",
         broker_url=f"{via_proxy}/4",
         api_keys="soak:soak-key",
-        extra_env=SOAK_ENV,
+        extra_env=SOAK_ENV | {"OTPFLOW_LOG_LEVEL": "INFO"},
+        log_dir=Path(args.logs) if args.logs else None,
     )
     faults: list[str] = []
     with stack:
@@ -137,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(bar, completed=index + 1)
         injector.join()
         accepted = [f for f in flows if f.request_id]
-        ended = wait_ended(state_direct, accepted, timeout=args.settle)
+        ended = wait_ended(
+            state_direct, [f.request_id or "" for f in accepted], args.settle, console
+        )
         requests = httpx.get(f"{stack.sim_url}/_sim/requests", timeout=60).json()["requests"]
         client.close()
     proxy.stop()
@@ -187,25 +171,6 @@ def inject(
             proxy.restore()
 
 
-def wait_ended(state: redis.Redis, flows: list[Flow], timeout: float) -> dict[str, str]:
-    """request id -> final status, for every flow that ended before the deadline."""
-    ended: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("waiting for flows to end", total=len(flows))
-        while len(ended) < len(flows) and time.monotonic() < deadline:
-            pending = [f.request_id for f in flows if f.request_id not in ended]
-            pipe = state.pipeline(transaction=False)
-            for request_id in pending:
-                pipe.hget(keys.flow(request_id or ""), "status")
-            for request_id, status in zip(pending, pipe.execute(), strict=True):
-                if status in (b"delivered", b"failed", b"cancelled"):
-                    ended[request_id or ""] = status.decode()
-            progress.update(bar, completed=len(ended))
-            time.sleep(0.5)
-    return ended
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -217,6 +182,7 @@ def main() -> int:
         "--settle", type=float, default=120.0, help="seconds to wait for the last flows to end"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", default="", help="folder for the processes' logs")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     return run(parser.parse_args())
 

@@ -29,7 +29,9 @@ from otpflow.config.settings import Settings
 SEND_QUEUE = "otpflow.send"
 CHECK_QUEUE = "otpflow.check"
 WEBHOOK_QUEUE = "otpflow.webhook"
-ALL_QUEUES = (SEND_QUEUE, CHECK_QUEUE, WEBHOOK_QUEUE)
+# The sweep has a queue of its own so a backlog of checks never delays the recovery.
+SWEEP_QUEUE = "otpflow.sweep"
+ALL_QUEUES = (SEND_QUEUE, CHECK_QUEUE, WEBHOOK_QUEUE, SWEEP_QUEUE)
 
 SEND_STEP = "otpflow.send_step"
 CHECK_STEP = "otpflow.check_step"
@@ -40,7 +42,7 @@ TASK_ROUTES = {
     SEND_STEP: {"queue": SEND_QUEUE},
     CHECK_STEP: {"queue": CHECK_QUEUE},
     NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
-    SWEEP: {"queue": CHECK_QUEUE},
+    SWEEP: {"queue": SWEEP_QUEUE},
 }
 
 # Above the longest countdown (300 s) plus queueing, so a waiting countdown task is never
@@ -90,8 +92,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "otpflow-sweep": {
                 "task": SWEEP,
                 "schedule": settings.sweep_interval_seconds,
-                # a sweep nobody ran in time is replaced by the next one, not queued up
-                "options": {"expires": settings.sweep_interval_seconds},
+                # sweeps piled up while every worker was down are dropped, not all run
+                "options": {"expires": max(60.0, 10 * settings.sweep_interval_seconds)},
             }
         },
         "redis_socket_timeout": 10,

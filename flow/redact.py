@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_DIGITS = re.compile(r"\+?\d[\d \-]{5,}\d")
+# a run of digits standing alone (not part of an id such as a UUID, or a decimal)
+_DIGITS = re.compile(r"(?<![\w.-])\+?\d[\d \-]{5,}\d(?![\w-]|\.\d)")
 
 
 def mask_phone(number: str) -> str:

@@ -27,7 +27,7 @@ def _settings() -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from otpflow.worker.celery_app import app
+    from otpflow.worker.celery_app import app, settings
 
     argv = [
         "worker",
@@ -38,7 +38,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "--queues",
         args.queues,
         "--loglevel",
-        args.loglevel,
+        args.loglevel or settings.log_level,
         "--without-gossip",
         "--without-mingle",
     ]
@@ -51,11 +51,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_beat(args: argparse.Namespace) -> int:
     import tempfile
 
-    from otpflow.worker.celery_app import app
+    from otpflow.worker.celery_app import app, settings
 
     # beat's schedule file only remembers last run times; a fresh one per start is fine
     schedule = Path(tempfile.mkdtemp(prefix="otpflow-beat-")) / "schedule"
-    app.start(["beat", "--schedule", str(schedule), "--loglevel", args.loglevel])
+    app.start(
+        ["beat", "--schedule", str(schedule), "--loglevel", args.loglevel or settings.log_level]
+    )
     return 0
 
 
@@ -151,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", default=",".join(ALL_QUEUES))
-    worker.add_argument("--loglevel", default="warning")
+    worker.add_argument("--loglevel", default="", help="default: OTPFLOW_LOG_LEVEL")
     worker.add_argument("--hostname", default="")
     worker.set_defaults(func=cmd_worker)
 
     beat = sub.add_parser("beat", help="run Celery beat: the periodic recovery sweep")
-    beat.add_argument("--loglevel", default="warning")
+    beat.add_argument("--loglevel", default="", help="default: OTPFLOW_LOG_LEVEL")
     beat.set_defaults(func=cmd_beat)
 
     api = sub.add_parser("api", help="serve the HTTP API under uvicorn")

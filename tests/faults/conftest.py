@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import FAULT_ENV, RABBITMQ_URL, REDIS_HOST, System, start_system, stop_system
 
 from otpflow.worker.tcp_proxy import TcpProxy
+
+from harness import FAULT_ENV, RABBITMQ_URL, REDIS_HOST, System, start_system, stop_system
 
 STATE_DB, BROKER_DB = 5, 6
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import System, duplicate_sends, recipient, sms_step, statuses, whatsapp_step
 
 from otpflow.flow.store import FlowView
 from otpflow.worker.signing import dlr_token
+
+from harness import System, duplicate_sends, recipient, sms_step, statuses, whatsapp_step
 
 pytestmark = pytest.mark.faults
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
-from harness import System, recipient, sms_step, whatsapp_step
 
 from otpflow.worker.stack import free_port
+
+from harness import System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.faults
 

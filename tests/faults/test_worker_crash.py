@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from harness import (
     MIXED_LONGEST_FLOW_SECONDS,
     RECOVERY_SECONDS,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from harness import BROKER_URL, RABBITMQ_URL, System, start_system, stop_system
 
 

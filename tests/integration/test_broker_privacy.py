@@ -9,6 +9,7 @@ import threading
 
 import pytest
 import redis
+
 from harness import BROKER_URL, System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import BROKER_URL, STATE_URL, System, recipient, sms_step, whatsapp_step
 
 from otpflow.worker.stack import free_port
+
+from harness import BROKER_URL, STATE_URL, System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,12 @@ import threading
 import time
 
 import pytest
-from harness import System, recipient, sms_step, whatsapp_step
 
 from otpflow.config.celery import CHECK_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.worker.signing import verify_webhook_signature
+
+from harness import System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from harness import HEADERS, System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
