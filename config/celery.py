@@ -37,12 +37,14 @@ SEND_STEP = "otpflow.send_step"
 CHECK_STEP = "otpflow.check_step"
 NOTIFY_SWITCH = "otpflow.notify_switch"
 SWEEP = "otpflow.sweep"
+RELAY_DLR = "otpflow.relay_dlr"
 
 TASK_ROUTES = {
     SEND_STEP: {"queue": SEND_QUEUE},
     CHECK_STEP: {"queue": CHECK_QUEUE},
     NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
     SWEEP: {"queue": SWEEP_QUEUE},
+    RELAY_DLR: {"queue": WEBHOOK_QUEUE},
 }
 
 # Above the longest countdown (300 s) plus queueing, so a waiting countdown task is never

@@ -20,6 +20,11 @@ def events(flow_id: str) -> str:
     return f"{PREFIX}:flow:{flow_id}:events"
 
 
+def reports(flow_id: str) -> str:
+    """List: raw provider reports kept for relaying to the caller's own post_back_url."""
+    return f"{PREFIX}:flow:{flow_id}:reports"
+
+
 def deadlines() -> str:
     """Sorted set: ``<flow_id>:<step>`` scored by the time its check is due.
 
@@ -30,4 +35,4 @@ def deadlines() -> str:
 
 
 def flow_keys(flow_id: str) -> list[str]:
-    return [flow(flow_id), request(flow_id), events(flow_id)]
+    return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id)]

@@ -242,7 +242,7 @@ if sget(i, 'status') ~= 'pending' then return {'check', ''} end
 if i == 0 and get('enqueued') ~= '1' then
   -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted
   clear_deadline(i)
-  redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY)
+  redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports')
   return {'discarded', ''}
 end
 return {'resend', ''}
@@ -260,12 +260,24 @@ end
 return due
 """
 
+_KEEP_REPORT = """
+-- Keep a raw report for relaying, if the step asked for relays; bounded per flow.
+if redis.call('HGET', KEYS[1], 's' .. ARGV[1] .. ':relay') ~= '1' then return -1 end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
+local length = redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+return length - 1
+"""
+
 _CANCEL = """
 if not flow_to('cancel') then return {'ignored', get('status')} end
 close_steps()
 event({type = 'flow_cancelled'})
 return {'cancelled', ''}
 """
+
+
+MAX_REPORTS_PER_FLOW = 100
 
 
 @dataclass(frozen=True)
@@ -357,6 +369,7 @@ class FlowStore:
             }.items()
         }
         self._due = redis.register_script(_DUE)
+        self._keep_report = redis.register_script(_KEEP_REPORT)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -380,6 +393,8 @@ class FlowStore:
             fields[f"s{index}:timeout"] = step.timeout
             fields[f"s{index}:status"] = "pending"
             fields[f"s{index}:attempts"] = 0
+            if getattr(step.data, "post_back_url", None):
+                fields[f"s{index}:relay"] = 1
         created = json.dumps({"type": "flow_created", "ts": now, "steps": len(request.steps)})
         ttl = self.ttl_seconds
         pipe = self.redis.pipeline(transaction=True)
@@ -453,6 +468,22 @@ class FlowStore:
         return self._run(
             "dlr", flow_id, step, status.value, step_event.value if step_event else "", provider
         )
+
+    def keep_report(
+        self, flow_id: str, step: int, provider: str, status: DlrStatus, body: Any
+    ) -> int | None:
+        """Keep a provider's raw report if the step relays reports to its caller; return its
+        index for the relay task, or None."""
+        report = json.dumps({"provider": provider, "status": status.value, "body": body})
+        index = self._keep_report(
+            keys=[keys.flow(flow_id), keys.reports(flow_id)],
+            args=[step, report, self.ttl_seconds, MAX_REPORTS_PER_FLOW],
+        )
+        return int(index) if int(index) >= 0 else None
+
+    def report(self, flow_id: str, index: int) -> dict[str, Any] | None:
+        raw = self.redis.lindex(keys.reports(flow_id), index)
+        return json.loads(raw) if raw else None
 
     def check(self, flow_id: str, step: int) -> Outcome:
         """Decide a step whose wait may be over: ``switched`` (to the step in detail),

@@ -14,9 +14,9 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
-from otpflow.config.celery import CHECK_STEP, SEND_STEP, make_celery
+from otpflow.config.celery import CHECK_STEP, RELAY_DLR, SEND_STEP, make_celery
 from otpflow.config.settings import Settings
-from otpflow.flow.models import FlowRequest
+from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowStore, FlowView, connect_redis
 
 logger = logging.getLogger("otpflow.producers")
@@ -56,6 +56,7 @@ class OtpflowClient:
         ``ServiceUnavailable`` when Redis or the broker is down, after undoing the store.
         """
         flow = request if isinstance(request, FlowRequest) else FlowRequest.parse(request)
+        self._check_routes(flow)
         try:
             flow_id = self.store.create(workspace, flow)
         except redis.RedisError as exc:
@@ -74,6 +75,20 @@ class OtpflowClient:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
         return flow_id
+
+    def _check_routes(self, flow: FlowRequest) -> None:
+        """A channel no provider serves here is the caller's mistake: refuse it up front."""
+        errors = [
+            FieldError(
+                f"messages.{index}.channel",
+                f"no provider is configured for {step.channel!r} "
+                f"(OTPFLOW_ROUTES__{step.channel.upper()})",
+            )
+            for index, step in enumerate(flow.steps)
+            if not self.settings.routes.for_channel(step.channel)
+        ]
+        if errors:
+            raise InvalidRequest(errors)
 
     def status(self, request_id: str) -> FlowView | None:
         """The flow's status, steps and timeline, or None if unknown (or expired)."""
@@ -95,6 +110,12 @@ class OtpflowClient:
         except (BrokerError, OSError):
             broker_ok = False
         return {"redis": redis_ok, "broker": broker_ok}
+
+    def relay_dlr(self, flow_id: str, step: int, index: int) -> None:
+        """Ask a worker to pass a kept delivery report on to the caller's post_back_url."""
+        self.celery.send_task(
+            RELAY_DLR, args=[flow_id, step, index, 1], retry=True, retry_policy=_PUBLISH_RETRY
+        )
 
     def check_now(self, flow_id: str, step: int) -> None:
         """Ask a worker to decide a step at once (a failed delivery report arrived)."""

@@ -48,6 +48,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         build_providers(settings, http),
         settings.secret.get_secret_value(),
         otp.check_now,
+        otp.relay_dlr,
     )
 
     @asynccontextmanager

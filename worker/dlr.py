@@ -22,11 +22,13 @@ class DlrIntake:
         providers: Mapping[str, Provider],
         secret: str,
         check_now: Callable[[str, int], None],
+        relay: Callable[[str, int, int], None],
     ) -> None:
         self._store = store
         self._providers = providers
         self._secret = secret
         self._check_now = check_now
+        self._relay = relay
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
         """Apply one report; UnknownProvider, InvalidDlr or BadToken change nothing."""
@@ -41,6 +43,11 @@ class DlrIntake:
         outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
         if outcome.kind == "failed":
             self._check_now(flow_id, step)
+        if outcome.kind not in ("missing", "ignored"):
+            # every report, duplicates too, reaches a caller who gave its own post_back_url
+            index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
+            if index is not None:
+                self._relay(flow_id, step, index)
         return outcome
 
 

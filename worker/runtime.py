@@ -9,7 +9,7 @@ import httpx
 from celery import Celery
 from redis import Redis
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP
+from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR, SEND_STEP
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
@@ -112,4 +112,11 @@ class Enqueue:
     ) -> None:
         self.app.send_task(
             NOTIFY_SWITCH, args=[flow_id, from_step, to_step, attempt], countdown=countdown or None
+        )
+
+    def relay_dlr(
+        self, flow_id: str, step: int, index: int, attempt: int = 1, countdown: float = 0
+    ) -> None:
+        self.app.send_task(
+            RELAY_DLR, args=[flow_id, step, index, attempt], countdown=countdown or None
         )

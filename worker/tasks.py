@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery
 from redis import RedisError
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, SEND_STEP, SWEEP
+from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR, SEND_STEP, SWEEP
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
@@ -28,7 +28,7 @@ from otpflow.worker.providers.errors import (
     TransientProviderError,
 )
 from otpflow.worker.runtime import Enqueue, Runtime
-from otpflow.worker.webhooks import notify_switch
+from otpflow.worker.webhooks import notify_switch, relay_dlr
 
 logger = logging.getLogger("otpflow.worker")
 
@@ -178,6 +178,10 @@ def register_tasks(app: Celery, rt: Runtime) -> None:
     @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
         return notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
+
+    @app.task(name=RELAY_DLR, acks_late=True, ignore_result=True, **REDIS_RETRY)
+    def relay_dlr_task(flow_id: str, step: int, index: int, attempt: int = 1) -> str:
+        return relay_dlr(rt, enqueue, flow_id, step, index, attempt)
 
     @app.task(name=SWEEP, acks_late=False, ignore_result=True)
     def sweep_task() -> dict[str, int]:

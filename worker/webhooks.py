@@ -1,8 +1,10 @@
-"""The switch webhook: tell the caller that its flow moved to the next channel (SPEC §5).
+"""Calls to the caller's URLs: the switch webhook (SPEC §5) and the relay of delivery reports.
 
-Body: ``event, request_id, callbackData, from{index, channel, provider, status, reason},
-to{index, channel}, timestamp``; header ``X-OTPflow-Signature: t=<unix>,v1=<hex>``. Delivery is
-retried with jittered exponential backoff; every outcome lands on the flow's timeline.
+Switch body: ``event, request_id, callbackData, from{index, channel, provider, status, reason},
+to{index, channel}, timestamp``. A relayed report keeps its provider's own format, with the
+caller's ``post_back_data``. Both carry ``X-OTPflow-Signature: t=<unix>,v1=<hex>`` and an
+event id; delivery is retried with jittered exponential backoff, and every outcome lands on the
+flow's timeline.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -88,17 +91,67 @@ def notify_switch(
     )
     if switch is None:
         return "no_switch"
-    body = json.dumps(
-        switch_body(flow_id, request.callback_data, switch, view.steps[from_step].provider),
-        separators=(",", ":"),
-    ).encode()
-    event_id = f"{flow_id}:switch:{from_step}"
-    record = {"type": "webhook", "event": "channel_switch", "step": from_step, "attempt": attempt}
+    body = switch_body(flow_id, request.callback_data, switch, view.steps[from_step].provider)
+    return deliver(
+        rt,
+        flow_id,
+        request.webhook_url,
+        body,
+        event_id=f"{flow_id}:switch:{from_step}",
+        record={"type": "webhook", "event": "channel_switch", "step": from_step},
+        attempt=attempt,
+        retry=lambda delay: enqueue.notify_switch(
+            flow_id, from_step, to_step, attempt + 1, countdown=delay
+        ),
+    )
+
+
+def relay_dlr(
+    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, index: int, attempt: int
+) -> str:
+    """Pass one delivery report on to the caller's own ``post_back_url``, in the provider's
+    format, with the caller's ``post_back_data`` in place of OTPflow's callback token."""
+    request = rt.store.request_of(flow_id)
+    report = rt.store.report(flow_id, index)
+    if request is None or report is None:
+        return "missing"
+    data = request.steps[step].data
+    url = getattr(data, "post_back_url", None)
+    provider = rt.providers.get(report["provider"])
+    if not url or provider is None:
+        return "no_relay"
+    body = provider.for_caller(report["body"], getattr(data, "post_back_data", None))
+    return deliver(
+        rt,
+        flow_id,
+        url,
+        body,
+        event_id=f"{flow_id}:dlr:{step}:{index}",
+        record={"type": "relay", "step": step, "status": report["status"]},
+        attempt=attempt,
+        retry=lambda delay: enqueue.relay_dlr(flow_id, step, index, attempt + 1, countdown=delay),
+    )
+
+
+def deliver(
+    rt: Runtime,
+    flow_id: str,
+    url: str,
+    payload: Any,
+    event_id: str,
+    record: dict[str, Any],
+    attempt: int,
+    retry: Callable[[float], None],
+) -> str:
+    """POST one signed event to a caller's URL; retry with jittered exponential backoff up to
+    ``OTPFLOW_WEBHOOK_MAX_ATTEMPTS``, and put every outcome on the flow's timeline."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    record = record | {"attempt": attempt}
     try:
-        check_destination(request.webhook_url, rt.settings.allow_private_webhooks)
+        check_destination(url, rt.settings.allow_private_webhooks)
         timestamp = int(time.time())
         response = rt.http.post(
-            request.webhook_url,
+            url,
             content=body,
             headers={
                 "Content-Type": "application/json",
@@ -111,31 +164,17 @@ def notify_switch(
         rt.store.add_event(flow_id, record | {"result": "refused", "reason": str(exc)})
         return "refused"
     except httpx.HTTPError as exc:
-        return _retry_or_give_up(
-            rt, enqueue, flow_id, from_step, to_step, attempt, record, type(exc).__name__
-        )
-    if response.is_success:
-        rt.store.add_event(flow_id, record | {"result": "delivered", "code": response.status_code})
-        return "delivered"
-    return _retry_or_give_up(
-        rt, enqueue, flow_id, from_step, to_step, attempt, record, f"HTTP {response.status_code}"
-    )
-
-
-def _retry_or_give_up(
-    rt: Runtime,
-    enqueue: Enqueue,
-    flow_id: str,
-    from_step: int,
-    to_step: int,
-    attempt: int,
-    record: dict[str, Any],
-    reason: str,
-) -> str:
+        reason = type(exc).__name__
+    else:
+        if response.is_success:
+            rt.store.add_event(
+                flow_id, record | {"result": "delivered", "code": response.status_code}
+            )
+            return "delivered"
+        reason = f"HTTP {response.status_code}"
     if attempt >= rt.settings.webhook_max_attempts:
         rt.store.add_event(flow_id, record | {"result": "gave_up", "reason": reason})
         return "gave_up"
-    delay = min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)
     rt.store.add_event(flow_id, record | {"result": "retrying", "reason": reason})
-    enqueue.notify_switch(flow_id, from_step, to_step, attempt + 1, countdown=delay)
+    retry(min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0))
     return "retrying"

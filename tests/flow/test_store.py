@@ -55,7 +55,7 @@ def sent(store: FlowStore, flow_id: str, step: int, timeout: int) -> None:
 
 def test_create_sets_ttl_on_every_key(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms(), whatsapp()]}))
-    for key in [*keys.flow_keys(flow_id), keys.deadlines()]:
+    for key in [keys.flow(flow_id), keys.request(flow_id), keys.events(flow_id), keys.deadlines()]:
         assert 0 < redis_client.ttl(key) <= 600, key
     view = store.get(flow_id)
     assert view is not None and view.status == "queued"
@@ -275,3 +275,21 @@ def test_report_for_a_step_never_sent_changes_nothing(store: FlowStore) -> None:
     view = store.get(flow_id)
     assert view is not None and view.status == "in_progress"
     assert view.steps[1].dlr is None
+
+
+def test_reports_are_kept_only_for_steps_that_relay(store: FlowStore) -> None:
+    relaying = sms()
+    relaying["data"] = relaying["data"] | {"post_back_url": "https://caller.example/dlr"}
+    flow_id = new_flow(store, relaying, whatsapp())
+    assert store.keep_report(flow_id, 0, "zixflow", DlrStatus.FAILED, {"status": "failed"}) == 0
+    assert store.keep_report(flow_id, 0, "zixflow", DlrStatus.FAILED, {"status": "failed"}) == 1
+    assert store.keep_report(flow_id, 1, "zixflow", DlrStatus.FAILED, {"status": "failed"}) is None
+    assert store.report(flow_id, 1) == {
+        "provider": "zixflow",
+        "status": "failed",
+        "body": {"status": "failed"},
+    }
+    for _ in range(200):
+        store.keep_report(flow_id, 0, "zixflow", DlrStatus.SENT, {"status": "sent"})
+    assert store.redis.llen(keys.reports(flow_id)) == 100  # bounded per flow
+    assert 0 < store.redis.ttl(keys.reports(flow_id)) <= 600

@@ -215,3 +215,33 @@ def test_late_delivered_dlr_is_recorded_and_the_flow_stays_ended(system: System)
     assert len(late) == 1 and late[0]["step"] == 0 and late[0]["status"] == "delivered"
     assert len(requests_for(system, to, "sms")) == 1
     assert len(requests_for(system, to, "whatsapp")) == 1
+
+
+def test_reports_are_relayed_to_the_callers_own_post_back_url(system: System) -> None:
+    to, path = recipient(), f"/caller-dlr/{recipient()}"
+    system.rules(
+        {"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 100},
+        {"channel": "whatsapp", "recipient": to, "action": "deliver", "delay_ms": 100},
+    )
+    sms = sms_step(to)
+    sms["data"] |= {"post_back_url": system.webhooks.url(path), "post_back_data": "order-7"}
+    request_id = system.start({"messages": [sms, whatsapp_step(to)]})
+    system.wait_terminal(request_id)
+
+    (relayed,) = system.wait(lambda: system.webhooks.for_path(path), what="the relayed report")
+    (sent,) = system.sim_requests(recipient=to, channel="sms")
+    assert sent["body"]["post_back_url"] != system.webhooks.url(path), "the provider reports to us"
+    body = relayed["body"]
+    assert body["post_back_data"] == "order-7"
+    assert body["request_id"] == sent["request_id"]
+    assert body["status"] == "failed" and body["type"] == "delivery_status"
+    assert relayed["headers"]["X-OTPflow-Event-Id"] == f"{request_id}:dlr:0:0"
+    system.wait(
+        lambda: any(
+            e["type"] == "relay" and e["result"] == "delivered"
+            for e in system.flow(request_id).events
+        ),
+        what="the relay event",
+    )
+    quiet_period(1)
+    assert len(system.webhooks.for_path(path)) == 1  # the WhatsApp step asked for no relay

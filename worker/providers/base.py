@@ -52,6 +52,11 @@ class Provider(Protocol):
         """Read one delivery report (decoded JSON); raise InvalidDlr if it is not one."""
         ...
 
+    def for_caller(self, body: Any, post_back_data: str | None) -> Any:
+        """The report as the caller would have had it from the provider: OTPflow's callback
+        token replaced by the caller's own ``post_back_data``."""
+        ...
+
 
 def post_json(
     client: httpx.Client, provider: str, url: str, body: dict[str, Any], headers: dict[str, str]

@@ -116,6 +116,9 @@ class ZixflowProvider:
             return WHATSAPP_TEXT_PATH, body | post_back
         raise ProviderRejected("zixflow", f"cannot send {step.channel}/{step.message_type!r}")
 
+    def for_caller(self, body: Any, post_back_data: str | None) -> Any:
+        return {**body, "post_back_data": post_back_data}
+
     def parse_dlr(self, body: Any) -> DeliveryReport:
         if not isinstance(body, dict):
             raise InvalidDlr("a Zixflow postback is a JSON object")
