@@ -2,22 +2,36 @@
 
 A request is checked in two passes so that every bad field is named by its path at once:
 the envelope (``messages``, ``channel``, ``timeout``, ...) and then each step's ``data`` against
-the payload model registered for its (channel, messageType). A new channel is one payload model
-and one :data:`PAYLOADS` entry; nothing else changes.
+the payload model registered for its (channel, messageType). A new message type is one payload
+model and one :data:`PAYLOADS` entry; nothing else changes.
+
+Channels and their message types (SPEC section 2):
+
+- ``sms`` (``""``) and ``whatsapp`` (``template``, ``custom``, ``interactive``): seeds 001, 004;
+- ``rcs`` (``text``, ``image``, ``video``, ``audio``, ``document``, ``template``) and
+  ``email`` (``""``): seed 000;
+- ``voice``, ``telegram`` (OTP codes only) and ``viber``, all ``""``: seed 003.
+
+Every payload but email goes to a phone number (:class:`PhonePayload`, ``recipient``); email
+goes to ``to``. :attr:`Payload.address` is either. The email sender is ``from`` in JSON (``from_``
+in Python); :meth:`FlowRequest.to_json_dict` writes aliases back, so a request round-trips.
+Email addresses are checked for syntax only: no DNS lookups.
 
 Error paths are dotted and zero-based, as the API returns them: ``messages.1.data.recipient``.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    EmailStr,
     Field,
     HttpUrl,
     StringConstraints,
@@ -52,17 +66,29 @@ class Payload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    recipient: str
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """Where the message goes: a phone number, or an email address."""
 
     def text_fields(self) -> list[str]:
         """Message text in this payload, so tests and log checks know what must never leak."""
         return []
 
 
-class SmsPayload(Payload):
-    """Zixflow SMS (seed 001)."""
+class PhonePayload(Payload):
+    """A payload sent to a phone number (every channel but email)."""
 
     recipient: PhoneNumber
+
+    @property
+    def address(self) -> str:
+        return self.recipient
+
+
+class SmsPayload(PhonePayload):
+    """Zixflow SMS (seed 001)."""
+
     message: Annotated[str, StringConstraints(min_length=1, max_length=1600)]
     sender_id: Annotated[str, StringConstraints(min_length=1, max_length=20)]
     route: Literal["promotional", "transactional", "otp"]
@@ -76,8 +102,7 @@ class SmsPayload(Payload):
         return [self.message]
 
 
-class WhatsAppBase(Payload):
-    recipient: PhoneNumber
+class WhatsAppBase(PhonePayload):
     phone_id: ShortText
     post_back_url: Url | None = None
     post_back_data: PostBackData | None = None
@@ -169,14 +194,153 @@ class WhatsAppInteractivePayload(WhatsAppBase):
         return texts
 
 
+class RcsBase(PhonePayload):
+    """Zixflow RCS (seed 000): fields every RCS message type shares; ``bot_id`` is the agent."""
+
+    bot_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    post_back_url: Url | None = None
+    post_back_data: PostBackData | None = None
+
+
+class RcsTextPayload(RcsBase):
+    """RCS text message (seed 000, messageType ``text``)."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=3072)]
+
+    def text_fields(self) -> list[str]:
+        return [self.text]
+
+
+class RcsMediaPayload(RcsBase):
+    """RCS media message: an http(s) file and an optional caption (seed 000)."""
+
+    media_url: Url
+    caption: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+
+    def text_fields(self) -> list[str]:
+        return [self.caption] if self.caption else []
+
+
+class RcsImagePayload(RcsMediaPayload):
+    """RCS image message (seed 000, messageType ``image``)."""
+
+
+class RcsVideoPayload(RcsMediaPayload):
+    """RCS video message (seed 000, messageType ``video``)."""
+
+
+class RcsAudioPayload(RcsMediaPayload):
+    """RCS audio message (seed 000, messageType ``audio``)."""
+
+
+class RcsDocumentPayload(RcsMediaPayload):
+    """RCS document message (seed 000, messageType ``document``)."""
+
+    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+    def text_fields(self) -> list[str]:
+        return super().text_fields() + ([self.file_name] if self.file_name else [])
+
+
+class RcsTemplatePayload(RcsBase):
+    """An approved RCS template (seed 000, messageType ``template``)."""
+
+    template_name: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    variables: dict[str, Annotated[str, StringConstraints(max_length=1024)]] | None = None
+
+    def text_fields(self) -> list[str]:
+        return list((self.variables or {}).values())
+
+
+class EmailPayload(Payload):
+    """Zixflow email (seed 000). ``from`` in JSON; text, html or both.
+
+    Addresses are checked by syntax only (pydantic's ``EmailStr`` never asks DNS).
+    """
+
+    to: EmailStr
+    from_: EmailStr = Field(alias="from")
+    # One header line (RFC 5322 limit), so no CR/LF to inject headers with.
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=998, pattern=r"^[^\r\n]*$")]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+    html: Annotated[str, StringConstraints(min_length=1, max_length=200_000)] | None = None
+    reply_to: EmailStr | None = None
+    post_back_url: Url | None = None
+    post_back_data: PostBackData | None = None
+
+    @property
+    def address(self) -> str:
+        return self.to
+
+    @model_validator(mode="after")
+    def _text_or_html(self) -> EmailPayload:
+        if self.text is None and self.html is None:
+            raise ValueError("an email needs text, html or both")
+        return self
+
+    def text_fields(self) -> list[str]:
+        return [t for t in (self.subject, self.text, self.html) if t]
+
+
+class VoiceSettings(_Strict):
+    """The voice a text-to-speech call speaks with (seed 003): ``female``, ``en-GB``, a name."""
+
+    gender: Literal["male", "female"]
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Z]{2}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class VoicePayload(PhonePayload):
+    """A text-to-speech call (seed 003; recommended for OTPs only)."""
+
+    message: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    voice: VoiceSettings | None = None
+    dtmf: bool = False
+
+    def text_fields(self) -> list[str]:
+        return [self.message]
+
+
+class TelegramPayload(PhonePayload):
+    """A Telegram OTP (seed 003: Telegram carries one-time codes only, so just the digits)."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+
+    def text_fields(self) -> list[str]:
+        return [self.code]
+
+
+class ViberPayload(PhonePayload):
+    """A Viber text message (seed 003); ``signature`` is the sender name."""
+
+    type: Literal["text"]
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    message: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    post_back_data: PostBackData | None = None
+
+    def text_fields(self) -> list[str]:
+        return [self.message]
+
+
 # (channel, messageType) -> payload model. The only place a channel is registered.
 PAYLOADS: dict[tuple[str, str], type[Payload]] = {
     ("sms", ""): SmsPayload,
     ("whatsapp", "template"): WhatsAppTemplatePayload,
     ("whatsapp", "custom"): WhatsAppCustomPayload,
     ("whatsapp", "interactive"): WhatsAppInteractivePayload,
+    ("rcs", "text"): RcsTextPayload,
+    ("rcs", "image"): RcsImagePayload,
+    ("rcs", "video"): RcsVideoPayload,
+    ("rcs", "audio"): RcsAudioPayload,
+    ("rcs", "document"): RcsDocumentPayload,
+    ("rcs", "template"): RcsTemplatePayload,
+    ("email", ""): EmailPayload,
+    ("voice", ""): VoicePayload,
+    ("telegram", ""): TelegramPayload,
+    ("viber", ""): ViberPayload,
 }
-CHANNELS = ("sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber")
+Channel = Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 def message_types(channel: str) -> list[str]:
@@ -186,7 +350,7 @@ def message_types(channel: str) -> list[str]:
 class StepEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
+    channel: Channel
     timeout: Annotated[int, Field(strict=True, ge=0, le=MAX_TIMEOUT_SECONDS)]
     messageType: Annotated[str, StringConstraints(max_length=32)] = ""
     data: dict[str, Any]
@@ -262,7 +426,7 @@ class FlowRequest:
                     "channel": step.channel,
                     "timeout": step.timeout,
                     "messageType": step.message_type,
-                    "data": step.data.model_dump(mode="json", exclude_none=True),
+                    "data": step.data.model_dump(mode="json", exclude_none=True, by_alias=True),
                 }
                 for step in self.steps
             ],
