@@ -31,8 +31,37 @@ class ZixflowSettings(BaseModel):
     workspace_id: str = ""
 
 
+class MessageFlowSettings(BaseModel):
+    """The MessageFlow-style SMS API (seed 002)."""
+
+    base_url: str = "https://api.messageflow.com"
+    application_key: SecretStr = SecretStr("")
+    authorization: SecretStr = SecretStr("")
+
+
+class GatewaySettings(BaseModel):
+    """The JSON gateway (seed 003) for voice, telegram, viber, whatsapp, rcs and sms."""
+
+    base_url: str = ""
+    auth: SecretStr = SecretStr("")
+
+
+class SmtpSettings(BaseModel):
+    """Plain SMTP for email: acceptance by the server counts as sent."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    starttls: bool = False
+    timeout_seconds: float = 10.0
+
+
 class ProvidersSettings(BaseModel):
     zixflow: ZixflowSettings = ZixflowSettings()
+    messageflow: MessageFlowSettings = MessageFlowSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    smtp: SmtpSettings = SmtpSettings()
 
 
 class RoutesSettings(BaseModel):
@@ -42,8 +71,13 @@ class RoutesSettings(BaseModel):
 
     sms: Annotated[list[str], NoDecode] = ["zixflow"]
     whatsapp: Annotated[list[str], NoDecode] = ["zixflow"]
+    rcs: Annotated[list[str], NoDecode] = ["zixflow"]
+    email: Annotated[list[str], NoDecode] = ["zixflow"]
+    voice: Annotated[list[str], NoDecode] = ["gateway"]
+    telegram: Annotated[list[str], NoDecode] = ["gateway"]
+    viber: Annotated[list[str], NoDecode] = ["gateway"]
 
-    @field_validator("sms", "whatsapp", mode="before")
+    @field_validator("sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_csv(value)

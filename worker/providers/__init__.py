@@ -6,6 +6,9 @@ import httpx
 
 from otpflow.config.settings import Settings
 from otpflow.worker.providers.base import Callback, DeliveryReport, Provider
+from otpflow.worker.providers.gateway import GatewayProvider
+from otpflow.worker.providers.messageflow import MessageFlowProvider
+from otpflow.worker.providers.smtp import SmtpProvider
 from otpflow.worker.providers.zixflow import ZixflowProvider
 
 __all__ = ["Callback", "DeliveryReport", "Provider", "build_providers"]
@@ -13,4 +16,10 @@ __all__ = ["Callback", "DeliveryReport", "Provider", "build_providers"]
 
 def build_providers(settings: Settings, client: httpx.Client) -> dict[str, Provider]:
     """Every configured provider by name, sharing the process's one HTTP client."""
-    return {"zixflow": ZixflowProvider(settings.providers.zixflow, client)}
+    providers = settings.providers
+    return {
+        "zixflow": ZixflowProvider(providers.zixflow, client),
+        "messageflow": MessageFlowProvider(providers.messageflow, client),
+        "gateway": GatewayProvider(providers.gateway, client),
+        "smtp": SmtpProvider(providers.smtp),
+    }

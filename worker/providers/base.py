@@ -48,8 +48,9 @@ class Provider(Protocol):
         """Send one step; return the provider's message id or raise a ProviderError."""
         ...
 
-    def parse_dlr(self, body: Any) -> DeliveryReport:
-        """Read one delivery report (decoded JSON); raise InvalidDlr if it is not one."""
+    def parse_dlr(self, body: Any) -> list[DeliveryReport]:
+        """Read one callback's reports (decoded JSON; some providers batch them); raise
+        InvalidDlr if it holds none we can read."""
         ...
 
     def for_caller(self, body: Any, post_back_data: str | None) -> Any:

@@ -1,5 +1,9 @@
-"""The Zixflow-style ingest API: SMS (seed 001) and WhatsApp (template, custom text, and the
-seed-004 interactive reply buttons), all with ``post_back_url`` delivery reports.
+"""The Zixflow-style ingest API: SMS (seed 001), WhatsApp (template, custom text, and the
+seed-004 interactive reply buttons), RCS and email, all with ``post_back_url`` delivery reports.
+
+The RCS and email paths are not in the seeds; OTPflow uses ``/api/ingest/rcs/v1/message/send``
+(``recipient, bot_id, type`` and the type's fields) and ``/api/ingest/email/v1/send``
+(``to, from, subject, text, html, reply_to``), the shapes its simulator speaks.
 
 Postback (SPEC): ``workspace_id, type, message_id, request_id, channel, recipient, status,
 remark, status_at, post_back_data``. The send reply's ``request_id`` is the message id we keep.
@@ -13,6 +17,12 @@ import httpx
 
 from otpflow.config.settings import ZixflowSettings
 from otpflow.flow.models import (
+    EmailPayload,
+    RcsBase,
+    RcsDocumentPayload,
+    RcsMediaPayload,
+    RcsTemplatePayload,
+    RcsTextPayload,
     SmsPayload,
     Step,
     WhatsAppCustomPayload,
@@ -28,6 +38,8 @@ SMS_PATH = "/api/ingest/sms/v1/message/send"
 WHATSAPP_TEMPLATE_PATH = "/api/ingest/whatsapp/v1/template/send"
 WHATSAPP_INTERACTIVE_PATH = "/api/ingest/whatsapp/v1/message/interactive/reply-buttons/send"
 WHATSAPP_TEXT_PATH = "/api/ingest/whatsapp/v1/message/text/send"
+RCS_PATH = "/api/ingest/rcs/v1/message/send"
+EMAIL_PATH = "/api/ingest/email/v1/send"
 
 # Zixflow postback statuses -> the normalised set.
 STATUS_MAP: dict[str, DlrStatus] = {
@@ -46,7 +58,7 @@ STATUS_MAP: dict[str, DlrStatus] = {
 
 class ZixflowProvider:
     name = "zixflow"
-    channels = frozenset({"sms", "whatsapp"})
+    channels = frozenset({"sms", "whatsapp", "rcs", "email"})
 
     def __init__(self, settings: ZixflowSettings, client: httpx.Client) -> None:
         self._base_url = settings.base_url.rstrip("/")
@@ -114,12 +126,33 @@ class ZixflowProvider:
                 "preview_url": data.preview_url,
             }
             return WHATSAPP_TEXT_PATH, body | post_back
+        if isinstance(data, RcsBase):
+            body = {"recipient": data.recipient, "bot_id": data.bot_id, "type": step.message_type}
+            if isinstance(data, RcsTextPayload):
+                body["text"] = data.text
+            elif isinstance(data, RcsMediaPayload):
+                body["media_url"] = data.media_url
+                if data.caption is not None:
+                    body["caption"] = data.caption
+                if isinstance(data, RcsDocumentPayload) and data.file_name is not None:
+                    body["file_name"] = data.file_name
+            elif isinstance(data, RcsTemplatePayload):
+                body["template_name"] = data.template_name
+                if data.variables is not None:
+                    body["variables"] = data.variables
+            return RCS_PATH, body | post_back
+        if isinstance(data, EmailPayload):
+            body = {"to": data.to, "from": data.from_, "subject": data.subject}
+            for optional in ("text", "html", "reply_to"):
+                if getattr(data, optional) is not None:
+                    body[optional] = getattr(data, optional)
+            return EMAIL_PATH, body | post_back
         raise ProviderRejected("zixflow", f"cannot send {step.channel}/{step.message_type!r}")
 
     def for_caller(self, body: Any, post_back_data: str | None) -> Any:
         return {**body, "post_back_data": post_back_data}
 
-    def parse_dlr(self, body: Any) -> DeliveryReport:
+    def parse_dlr(self, body: Any) -> list[DeliveryReport]:
         if not isinstance(body, dict):
             raise InvalidDlr("a Zixflow postback is a JSON object")
         raw_status = body.get("status")
@@ -130,9 +163,11 @@ class ZixflowProvider:
             raise InvalidDlr(f"unknown postback status {mask(raw_status)[:40]!r}")
         message_id = body.get("request_id") or body.get("message_id")
         token = body.get("post_back_data")
-        return DeliveryReport(
-            status=status,
-            provider_status=raw_status,
-            message_id=str(message_id) if message_id else None,
-            token=token if isinstance(token, str) else None,
-        )
+        return [
+            DeliveryReport(
+                status=status,
+                provider_status=raw_status,
+                message_id=str(message_id) if message_id else None,
+                token=token if isinstance(token, str) else None,
+            )
+        ]

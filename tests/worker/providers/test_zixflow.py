@@ -257,7 +257,7 @@ POSTBACK = {
     ],
 )
 def test_postback_statuses_normalise(raw: str, normalised: DlrStatus) -> None:
-    report = provider(lambda r: httpx.Response(500)).parse_dlr(POSTBACK | {"status": raw})
+    (report,) = provider(lambda r: httpx.Response(500)).parse_dlr(POSTBACK | {"status": raw})
     assert report.status is normalised
     assert report.provider_status == raw
     assert report.message_id == "r-1"
@@ -277,3 +277,93 @@ def test_postback_statuses_normalise(raw: str, normalised: DlrStatus) -> None:
 def test_unreadable_postbacks_are_refused(body: Any) -> None:
     with pytest.raises(InvalidDlr):
         provider(lambda r: httpx.Response(500)).parse_dlr(body)
+
+
+RCS_AND_EMAIL = [
+    (
+        "rcs",
+        "text",
+        {"recipient": "919876543210", "bot_id": "acme-bot", "text": "Code 4821"},
+        "/api/ingest/rcs/v1/message/send",
+        {"recipient": "919876543210", "bot_id": "acme-bot", "type": "text", "text": "Code 4821"},
+    ),
+    (
+        "rcs",
+        "document",
+        {
+            "recipient": "919876543210",
+            "bot_id": "acme-bot",
+            "media_url": "https://cdn.example/code.pdf",
+            "caption": "Your code",
+            "file_name": "code.pdf",
+        },
+        "/api/ingest/rcs/v1/message/send",
+        {
+            "recipient": "919876543210",
+            "bot_id": "acme-bot",
+            "type": "document",
+            "media_url": "https://cdn.example/code.pdf",
+            "caption": "Your code",
+            "file_name": "code.pdf",
+        },
+    ),
+    (
+        "rcs",
+        "template",
+        {
+            "recipient": "919876543210",
+            "bot_id": "acme-bot",
+            "template_name": "otp",
+            "variables": {"code": "4821"},
+        },
+        "/api/ingest/rcs/v1/message/send",
+        {
+            "recipient": "919876543210",
+            "bot_id": "acme-bot",
+            "type": "template",
+            "template_name": "otp",
+            "variables": {"code": "4821"},
+        },
+    ),
+    (
+        "email",
+        "",
+        {
+            "to": "ana@example.com",
+            "from": "otp@acme.example",
+            "subject": "Your code",
+            "text": "Code 4821",
+        },
+        "/api/ingest/email/v1/send",
+        {
+            "to": "ana@example.com",
+            "from": "otp@acme.example",
+            "subject": "Your code",
+            "text": "Code 4821",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel", "message_type", "data", "path", "body"),
+    RCS_AND_EMAIL,
+    ids=[f"{c[0]}-{c[1]}" for c in RCS_AND_EMAIL],
+)
+def test_rcs_and_email_requests(
+    channel: str, message_type: str, data: dict, path: str, body: dict
+) -> None:
+    adapter, seen = capture(httpx.Response(200, json=OK))
+    adapter.send(step(channel, message_type, data), CALLBACK)
+    (request,) = seen
+    assert request.url.path == path
+    assert request.headers["x-workspace-id"] == "ws-9"
+    assert json.loads(request.content) == body | {
+        "post_back_url": CALLBACK.url,
+        "post_back_data": "t0k",
+    }
+
+
+def test_relay_gives_the_caller_its_own_post_back_data() -> None:
+    adapter = provider(lambda r: httpx.Response(500))
+    assert adapter.for_caller(POSTBACK, "order-7") == POSTBACK | {"post_back_data": "order-7"}
