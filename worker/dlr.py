@@ -31,20 +31,22 @@ class DlrIntake:
         self._relay = relay
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
-        """Apply one report; UnknownProvider, InvalidDlr or BadToken change nothing."""
+        """Apply one callback's reports; UnknownProvider, InvalidDlr or BadToken change
+        nothing. Returns the outcome of the last report."""
         provider = self._providers.get(provider_name)
         if provider is None:
             raise UnknownProvider(provider_name)
-        report = provider.parse_dlr(body)
-        token = token or report.token
+        reports = provider.parse_dlr(body)
+        token = token or reports[0].token
         if not token:
             raise BadToken("the report carries no callback token")
         flow_id, step = read_dlr_token(self._secret, provider_name, token)
-        outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
-        if outcome.kind == "failed":
-            self._check_now(flow_id, step)
+        for report in reports:
+            outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
+            if outcome.kind == "failed":
+                self._check_now(flow_id, step)
         if outcome.kind not in ("missing", "ignored"):
-            # every report, duplicates too, reaches a caller who gave its own post_back_url
+            # every callback, duplicates too, reaches a caller who gave its own post_back_url
             index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
             if index is not None:
                 self._relay(flow_id, step, index)

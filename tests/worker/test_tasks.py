@@ -37,7 +37,7 @@ class ScriptedProvider:
             raise result
         return str(result)
 
-    def parse_dlr(self, body: Any) -> DeliveryReport:
+    def parse_dlr(self, body: Any) -> list[DeliveryReport]:
         raise NotImplementedError
 
 
