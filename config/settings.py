@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Time a step may spend on provider retries before the flow moves on.",
     )
+    provider_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Transient failures on one provider before a step fails over to the next.",
+    )
     provider_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one provider HTTP request."
     )

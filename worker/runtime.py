@@ -98,10 +98,13 @@ class Enqueue:
         step: int,
         attempt: int = 1,
         provider_index: int = 0,
+        provider_attempt: int = 1,
         countdown: float = 0,
     ) -> None:
         self.app.send_task(
-            SEND_STEP, args=[flow_id, step, attempt, provider_index], countdown=countdown or None
+            SEND_STEP,
+            args=[flow_id, step, attempt, provider_index, provider_attempt],
+            countdown=countdown or None,
         )
 
     def check(self, flow_id: str, step: int, countdown: float = 0) -> None:

@@ -46,13 +46,21 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 
 def send_step(
-    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, attempt: int, provider_index: int
+    rt: Runtime,
+    enqueue: Enqueue,
+    flow_id: str,
+    step: int,
+    attempt: int,
+    provider_index: int,
+    provider_attempt: int = 1,
 ) -> str:
     claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
     if claim.kind == "not_enqueued":
         # the producer has not yet confirmed the enqueue; past the grace it never will
         if time.time() < claim.number + rt.settings.sweep_grace_seconds:
-            enqueue.send(flow_id, step, attempt, provider_index, countdown=NOT_ENQUEUED_RETRY)
+            enqueue.send(
+                flow_id, step, attempt, provider_index, provider_attempt, NOT_ENQUEUED_RETRY
+            )
         return claim.kind
     if claim.kind != "claimed":
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
@@ -77,7 +85,14 @@ def send_step(
     except ProviderError as exc:
         rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt)
         return _after_failed_attempt(
-            rt, enqueue, flow_id, step, attempt, provider_index, len(providers), exc, claim.number
+            rt,
+            enqueue,
+            flow_id,
+            step,
+            (attempt, provider_index, provider_attempt),
+            len(providers),
+            exc,
+            claim.number,
         )
     outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
     if outcome.kind == "sent":
@@ -90,19 +105,28 @@ def _after_failed_attempt(
     enqueue: Enqueue,
     flow_id: str,
     step: int,
-    attempt: int,
-    provider_index: int,
+    position: tuple[int, int, int],
     provider_count: int,
     exc: ProviderError,
     claimed_at: float,
 ) -> str:
-    if isinstance(exc, TransientProviderError):
-        delay = backoff(attempt, exc.retry_after)
+    """Retry the same provider, fail over to the next one, or end the step.
+
+    ``position`` is (attempt of the step, provider index, attempt on that provider). A provider
+    that keeps failing transiently gets ``OTPFLOW_PROVIDER_ATTEMPTS`` tries while another
+    provider is waiting; the last provider keeps trying until the step's budget is spent.
+    """
+    attempt, provider_index, provider_attempt = position
+    has_next = provider_index + 1 < provider_count
+    if isinstance(exc, TransientProviderError) and not (
+        has_next and provider_attempt >= rt.settings.provider_attempts
+    ):
+        delay = backoff(provider_attempt, exc.retry_after)
         if time.time() + delay < claimed_at + rt.settings.send_budget_seconds:
-            enqueue.send(flow_id, step, attempt + 1, provider_index, countdown=delay)
+            enqueue.send(flow_id, step, attempt + 1, provider_index, provider_attempt + 1, delay)
             return "retrying"
     assert isinstance(exc, TransientProviderError | PermanentProviderError)
-    if provider_index + 1 < provider_count:
+    if has_next:
         enqueue.send(flow_id, step, attempt + 1, provider_index + 1)
         return "failover"
     rt.store.send_error(flow_id, step, exc.provider, exc.reason)
@@ -167,8 +191,14 @@ def register_tasks(app: Celery, rt: Runtime) -> None:
 
     # Sends are acknowledged on receipt: a crash mid-send must not send the step again.
     @app.task(name=SEND_STEP, acks_late=False, ignore_result=True, **REDIS_RETRY)
-    def send_step_task(flow_id: str, step: int, attempt: int = 1, provider_index: int = 0) -> str:
-        return send_step(rt, enqueue, flow_id, step, attempt, provider_index)
+    def send_step_task(
+        flow_id: str,
+        step: int,
+        attempt: int = 1,
+        provider_index: int = 0,
+        provider_attempt: int = 1,
+    ) -> str:
+        return send_step(rt, enqueue, flow_id, step, attempt, provider_index, provider_attempt)
 
     # Checks and notifications are idempotent: acknowledged after they ran.
     @app.task(name=CHECK_STEP, acks_late=True, ignore_result=True, **REDIS_RETRY)

@@ -44,6 +44,7 @@ class ScriptedProvider:
 @dataclass
 class RecordingEnqueue:
     calls: list[tuple[str, tuple[Any, ...], float]] = field(default_factory=list)
+    provider_attempts: list[int] = field(default_factory=list)
 
     def send(
         self,
@@ -51,9 +52,11 @@ class RecordingEnqueue:
         step: int,
         attempt: int = 1,
         provider_index: int = 0,
+        provider_attempt: int = 1,
         countdown: float = 0,
     ) -> None:
         self.calls.append(("send", (step, attempt, provider_index), countdown))
+        self.provider_attempts.append(provider_attempt)
 
     def check(self, flow_id: str, step: int, countdown: float = 0) -> None:
         self.calls.append(("check", (step,), countdown))
@@ -273,3 +276,29 @@ def test_send_waits_for_the_producer_to_confirm(
     assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"  # type: ignore[arg-type]
     assert enqueue.calls == [("send", (0, 1, 0), tasks.NOT_ENQUEUED_RETRY)]
     assert p1.calls == []
+
+
+def test_a_failing_provider_gets_its_attempts_then_the_next_one_takes_over(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    down = ProviderUnavailable("p1", "provider error (500)")
+    p1 = ScriptedProvider("p1", [down, down, down])
+    p2 = ScriptedProvider("p2", ["msg-2"])
+    rt = runtime(redis_client, "p1,p2", p1, p2)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "retrying"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 0, 3) == "failover"  # type: ignore[arg-type]
+    assert enqueue.calls[-1] == ("send", (0, 4, 1), 0)
+    assert enqueue.provider_attempts == [2, 3, 1]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) == "sent"  # type: ignore[arg-type]
+    assert len(p1.calls) == 3 and len(p2.calls) == 1
+
+
+def test_the_last_provider_keeps_trying_within_the_budget(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)")])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) == "retrying"  # type: ignore[arg-type]
