@@ -55,6 +55,11 @@ class SmtpSettings(BaseModel):
     password: SecretStr = SecretStr("")
     starttls: bool = False
     timeout_seconds: float = 10.0
+    accepted_is_delivered: bool = Field(
+        default=False,
+        description="Count the server's acceptance as delivered: for a server that is the "
+        "recipients' own mail system. Otherwise acceptance is only 'sent'.",
+    )
 
 
 class ProvidersSettings(BaseModel):

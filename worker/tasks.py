@@ -21,6 +21,7 @@ from celery import Celery
 from redis import RedisError
 
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR, SEND_STEP, SWEEP
+from otpflow.flow.states import DlrStatus
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
@@ -95,6 +96,8 @@ def send_step(
             claim.number,
         )
     outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
+    if outcome.kind == "sent" and provider.accepted_is_delivered:
+        return rt.store.record_dlr(flow_id, step, DlrStatus.DELIVERED, provider.name).kind
     if outcome.kind == "sent":
         enqueue.check(flow_id, step, countdown=spec.timeout)
     return outcome.kind

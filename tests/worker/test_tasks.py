@@ -29,6 +29,7 @@ class ScriptedProvider:
     script: list[Any]
     channels: frozenset[str] = frozenset({"sms", "whatsapp"})
     calls: list[tuple[Step, Callback]] = field(default_factory=list)
+    accepted_is_delivered: bool = False
 
     def send(self, step: Step, callback: Callback) -> str:
         self.calls.append((step, callback))
@@ -302,3 +303,15 @@ def test_the_last_provider_keeps_trying_within_the_budget(
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
     assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) == "retrying"  # type: ignore[arg-type]
+
+
+def test_acceptance_that_is_final_delivers_the_step(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    mailer = ScriptedProvider("p1", ["<id@acme>"], accepted_is_delivered=True)
+    rt = runtime(redis_client, "p1", mailer)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "delivered"  # type: ignore[arg-type]
+    assert enqueue.calls == []  # nothing left to wait for
+    view = rt.store.get(flow_id)
+    assert view is not None and view.status == "delivered" and view.steps[0].status == "delivered"

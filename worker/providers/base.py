@@ -43,6 +43,8 @@ class DeliveryReport:
 class Provider(Protocol):
     name: str
     channels: frozenset[str]
+    # True where the provider's acceptance is the last and best news it will ever give
+    accepted_is_delivered: bool
 
     def send(self, step: Step, callback: Callback) -> str:
         """Send one step; return the provider's message id or raise a ProviderError."""

@@ -58,6 +58,7 @@ def item_id(callback: Callback) -> int:
 class GatewayProvider:
     name = "gateway"
     channels = frozenset({"voice", "telegram", "viber", "whatsapp", "rcs", "sms"})
+    accepted_is_delivered = False
 
     def __init__(self, settings: GatewaySettings, client: httpx.Client) -> None:
         self._url = settings.base_url.rstrip("/") + PATH

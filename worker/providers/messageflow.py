@@ -41,6 +41,7 @@ STATUS_MAP: dict[str, DlrStatus] = {
 class MessageFlowProvider:
     name = "messageflow"
     channels = frozenset({"sms"})
+    accepted_is_delivered = False
 
     def __init__(self, settings: MessageFlowSettings, client: httpx.Client) -> None:
         self._url = settings.base_url.rstrip("/") + SMS_PATH

@@ -34,6 +34,7 @@ class SmtpProvider:
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
+        self.accepted_is_delivered = settings.accepted_is_delivered
 
     @staticmethod
     def render(step: Step, callback: Callback) -> EmailMessage:

@@ -59,6 +59,7 @@ STATUS_MAP: dict[str, DlrStatus] = {
 class ZixflowProvider:
     name = "zixflow"
     channels = frozenset({"sms", "whatsapp", "rcs", "email"})
+    accepted_is_delivered = False
 
     def __init__(self, settings: ZixflowSettings, client: httpx.Client) -> None:
         self._base_url = settings.base_url.rstrip("/")
