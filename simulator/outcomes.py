@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Channel = Literal["sms", "whatsapp"]
+Channel = Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
 Action = Literal["deliver", "fail", "never", "reject", "error", "slow"]
 
 
@@ -16,20 +16,24 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: Literal["sms", "whatsapp", "*"] = "*"
+    channel: Channel | Literal["*"] = "*"
     recipient: str | None = None
     action: Action
     delay_ms: int | None = Field(default=None, ge=0)
     accept_delay_ms: int = Field(default=0, ge=0)
     status: str | None = Field(default=None, min_length=1)
 
-    def postback_status(self) -> str | None:
-        """Status the delivery postback carries, or None when no postback is sent."""
+    def postback_status(self, delivered: str = "delivered", failed: str = "failed") -> str | None:
+        """Status the delivery postback carries, or None when no postback is sent.
+
+        ``delivered`` and ``failed`` are the provider's own words (Zixflow's by default, e.g.
+        MessageFlow says "Delivered"/"Undelivered"); a rule's ``status`` is used as given.
+        """
         if self.action in ("never", "reject", "error"):
             return None
         if self.status is not None:
             return self.status
-        return "failed" if self.action == "fail" else "delivered"
+        return failed if self.action == "fail" else delivered
 
 
 DEFAULT_RULE = Rule(action="deliver")

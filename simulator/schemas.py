@@ -1,4 +1,8 @@
-"""Request bodies of the simulated provider APIs, validated as strictly as the real ones."""
+"""Request bodies of the simulated Zixflow APIs, validated as strictly as the real ones.
+
+The shapes are described where they are served: :mod:`.zixflow`. MessageFlow's and the JSON
+gateway's bodies live in :mod:`.messageflow` and :mod:`.gateway`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pydantic import (
 Recipient = Annotated[str, StringConstraints(pattern=r"^\d{8,15}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
 Text20 = Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=r"\S")]
@@ -129,6 +134,96 @@ class CampaignSend(_Strict):
     source: str = "API"
     linkWithRecord: bool = False
     submissionStatus: bool = False
+
+
+class FieldError(ValueError):
+    """A request field is wrong in a way a pydantic model does not express."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class _RcsSend(_Strict):
+    recipient: Recipient
+    bot_id: NonEmpty
+    post_back_url: Url | None = None
+    post_back_data: str | None = None
+
+
+class RcsText(_RcsSend):
+    """Zixflow RCS text message."""
+
+    type: Literal["text"]
+    text: Text4096
+
+
+class RcsMedia(_RcsSend):
+    """Zixflow RCS image, video or audio message."""
+
+    type: Literal["image", "video", "audio"]
+    media_url: Url
+    caption: Text1024 | None = None
+
+
+class RcsDocument(_RcsSend):
+    """Zixflow RCS document message."""
+
+    type: Literal["document"]
+    media_url: Url
+    caption: Text1024 | None = None
+    file_name: Text256 | None = None
+
+
+class RcsTemplate(_RcsSend):
+    """Zixflow RCS template message."""
+
+    type: Literal["template"]
+    template_name: NonEmpty
+    variables: dict[str, Any] | None = None
+
+
+class _RcsType(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: Literal["text", "image", "video", "audio", "document", "template"]
+
+
+RCS_MODELS: dict[str, type[_RcsSend]] = {
+    "text": RcsText,
+    "image": RcsMedia,
+    "video": RcsMedia,
+    "audio": RcsMedia,
+    "document": RcsDocument,
+    "template": RcsTemplate,
+}
+
+
+def parse_rcs(body: Any) -> BaseModel:
+    """Validate a Zixflow RCS send: ``type`` picks which fields are required and allowed."""
+    kind = _RcsType.model_validate(body).type
+    return RCS_MODELS[kind].model_validate(body)
+
+
+class EmailSend(_Strict):
+    """Zixflow ``POST /api/ingest/email/v1/send``; ``from`` is a Python keyword, hence the alias."""
+
+    to: Email
+    from_: Email = Field(alias="from")
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=998, pattern=r"\S")]
+    text: NonEmpty | None = None
+    html: NonEmpty | None = None
+    reply_to: Email | None = None
+    post_back_url: Url | None = None
+    post_back_data: str | None = None
+
+
+def parse_email(body: Any) -> BaseModel:
+    """Validate a Zixflow email send: at least one of ``text`` and ``html``."""
+    payload = EmailSend.model_validate(body)
+    if payload.text is None and payload.html is None:
+        raise FieldError("text", "text or html is required")
+    return payload
 
 
 def first_error(exc: ValidationError) -> str:

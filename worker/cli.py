@@ -83,7 +83,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     from otpflow.simulator import serve
 
     rules = json.loads(args.rules) if args.rules else []
-    serve(args.host, args.port, rules=rules)
+    serve(args.host, args.port, rules=rules, smtp_port=args.smtp_port)
     return 0
 
 
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulator", help="serve the provider simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9000)
+    sim.add_argument("--smtp-port", type=int, default=None, help="also run an SMTP server")
     sim.add_argument(
         "--rules",
         default="",

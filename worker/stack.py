@@ -22,6 +22,8 @@ import redis
 
 SIM_API_KEY = "sim-key"
 SIM_WORKSPACE = "sim-workspace"
+SIM_MESSAGEFLOW_KEY, SIM_MESSAGEFLOW_TOKEN = "mf-app-key", "mf-token"
+SIM_GATEWAY_AUTH = "gw-auth"
 
 
 def free_port() -> int:
@@ -70,6 +72,7 @@ class Stack:
     broker_url: str = ""
     api_port: int = field(default_factory=free_port)
     sim_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
     api_keys: str = "demo:demo-key"
     secret: str = "stack-secret-" + str(os.getpid())
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -96,6 +99,13 @@ class Stack:
                 "OTPFLOW_PROVIDERS__ZIXFLOW__BASE_URL": self.sim_url,
                 "OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY": SIM_API_KEY,
                 "OTPFLOW_PROVIDERS__ZIXFLOW__WORKSPACE_ID": SIM_WORKSPACE,
+                "OTPFLOW_PROVIDERS__MESSAGEFLOW__BASE_URL": self.sim_url,
+                "OTPFLOW_PROVIDERS__MESSAGEFLOW__APPLICATION_KEY": SIM_MESSAGEFLOW_KEY,
+                "OTPFLOW_PROVIDERS__MESSAGEFLOW__AUTHORIZATION": SIM_MESSAGEFLOW_TOKEN,
+                "OTPFLOW_PROVIDERS__GATEWAY__BASE_URL": self.sim_url,
+                "OTPFLOW_PROVIDERS__GATEWAY__AUTH": SIM_GATEWAY_AUTH,
+                "OTPFLOW_PROVIDERS__SMTP__HOST": "127.0.0.1",
+                "OTPFLOW_PROVIDERS__SMTP__PORT": str(self.smtp_port),
                 "OTPFLOW_ALLOW_PRIVATE_WEBHOOKS": "true",
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONWARNINGS": "ignore::UserWarning",
@@ -120,7 +130,16 @@ class Stack:
         return process
 
     def start_simulator(self) -> None:
-        self._spawn("simulator", "simulator", "--host", "127.0.0.1", "--port", str(self.sim_port))
+        self._spawn(
+            "simulator",
+            "simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.sim_port),
+            "--smtp-port",
+            str(self.smtp_port),
+        )
 
     def start_api(self) -> None:
         self._spawn("api", "api", "--host", "127.0.0.1", "--port", str(self.api_port))

@@ -59,7 +59,7 @@ def test_postback_status(rule: dict[str, str], status: str | None) -> None:
     "rule",
     [
         {"action": "boom"},
-        {"channel": "rcs", "action": "deliver"},
+        {"channel": "fax", "action": "deliver"},
         {"action": "deliver", "x": 1},
         {"action": "deliver", "delay_ms": -5},
         {},
