@@ -25,14 +25,14 @@ def serve(
 ) -> None:
     """Run the simulator with uvicorn until interrupted (blocking).
 
-    With ``smtp_port`` an SMTP server for email also listens on 127.0.0.1:``smtp_port``.
+    With ``smtp_port`` an SMTP server for email also listens on ``host``:``smtp_port``.
     """
     import uvicorn
 
     from .app import create_app
 
     uvicorn.run(
-        create_app(smtp_port=smtp_port, **create_app_kwargs),
+        create_app(smtp_port=smtp_port, smtp_host=host, **create_app_kwargs),
         host=host,
         port=port,
         log_level="warning",

@@ -131,13 +131,14 @@ def create_app(
     messageflow_authorization: str = "mf-token",
     gateway_auth: str = "gw-auth",
     smtp_port: int | None = None,
+    smtp_host: str = "127.0.0.1",
 ) -> Starlette:
     """Build the simulator app; ``rules`` are outcome rule dicts (see ``outcomes.Rule``).
 
     ``api_key``/``workspace_id`` are Zixflow's headers, ``messageflow_*`` MessageFlow's
     ``Application-Key``/``Authorization`` headers, ``gateway_auth`` the JSON gateway's ``auth``.
     With ``smtp_port`` (``0``: any free port) the app's lifespan also runs an SMTP server on
-    127.0.0.1. A postback answered with a 5xx or not at all is tried again after 1, 2, 4, ...
+    ``smtp_host``. A postback answered with a 5xx or not at all is tried again after 1, 2, 4, ...
     seconds, ``postback_attempts`` times in all, as providers do.
     """
     state = SimState(
@@ -160,7 +161,7 @@ def create_app(
                 from .smtp import start_smtp  # aiosmtpd only when SMTP is asked for
 
                 loop = asyncio.get_running_loop()
-                controller = await asyncio.to_thread(start_smtp, state, loop, smtp_port)
+                controller = await asyncio.to_thread(start_smtp, state, loop, smtp_port, smtp_host)
             yield
         finally:
             if controller is not None:

@@ -166,11 +166,13 @@ class SimController(Controller):
         super()._trigger_server()
 
 
-def start_smtp(state: SimState, app_loop: asyncio.AbstractEventLoop, port: int) -> Controller:
-    """Start the SMTP server on 127.0.0.1:``port`` (blocking until it answers)."""
+def start_smtp(
+    state: SimState, app_loop: asyncio.AbstractEventLoop, port: int, host: str = "127.0.0.1"
+) -> Controller:
+    """Start the SMTP server on ``host``:``port`` (blocking until it answers)."""
     controller = SimController(
         SmtpSink(state, app_loop),
-        hostname="127.0.0.1",
+        hostname=host,
         port=port,
         server_hostname="otpflow-simulator",
         ident="OTPflow provider simulator",
