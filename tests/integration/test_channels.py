@@ -95,9 +95,24 @@ def sim_settings(system: System) -> Settings:
     )
 
 
+ZIXFLOW = {"x-api-key": SIM_API_KEY, "x-workspace-id": SIM_WORKSPACE}
 CONTRACTS = [
-    ("zixflow", "sms", "", "/api/ingest/sms/v1/message/send", {"x-api-key": SIM_API_KEY}),
-    ("zixflow", "rcs", "text", "/api/ingest/rcs/v1/message/send", {"x-api-key": SIM_API_KEY}),
+    ("zixflow", "sms", "", "/api/ingest/sms/v1/message/send", ZIXFLOW),
+    ("zixflow", "whatsapp", "template", "/api/ingest/whatsapp/v1/template/send", ZIXFLOW),
+    ("zixflow", "whatsapp", "custom", "/api/ingest/whatsapp/v1/message/text/send", ZIXFLOW),
+    (
+        "zixflow",
+        "whatsapp",
+        "interactive",
+        "/api/ingest/whatsapp/v1/message/interactive/reply-buttons/send",
+        ZIXFLOW,
+    ),
+    ("zixflow", "rcs", "text", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
+    ("zixflow", "rcs", "image", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
+    ("zixflow", "rcs", "video", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
+    ("zixflow", "rcs", "audio", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
+    ("zixflow", "rcs", "document", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
+    ("zixflow", "rcs", "template", "/api/ingest/rcs/v1/message/send", ZIXFLOW),
     ("zixflow", "email", "", "/api/ingest/email/v1/send", {"x-workspace-id": SIM_WORKSPACE}),
     (
         "messageflow",
@@ -110,15 +125,52 @@ CONTRACTS = [
     ("gateway", "telegram", "", "/api/json.php", {}),
     ("gateway", "viber", "", "/api/json.php", {}),
     ("gateway", "sms", "", "/api/json.php", {}),
+    ("gateway", "whatsapp", "custom", "/api/json.php", {}),
+    ("gateway", "rcs", "text", "/api/json.php", {}),
     ("smtp", "email", "", "smtp", {}),
 ]
 
 
 def data_for(channel: str, message_type: str, to: str) -> dict[str, Any]:
     address = f"user{to}@example.com"
+    media = {
+        "recipient": to,
+        "bot_id": "acme-bot",
+        "media_url": "https://cdn.example/m",
+        "caption": "Your code is 4821",
+    }
     return {
         ("sms", ""): sms_step(to)["data"],
+        ("whatsapp", "template"): {
+            "recipient": to,
+            "phone_id": "p1",
+            "template_name": "otp",
+            "language": "en",
+            "variables": {"1": "4821"},
+        },
+        ("whatsapp", "custom"): whatsapp_step(to)["data"],
+        ("whatsapp", "interactive"): {
+            "recipient": to,
+            "phone_id": "p1",
+            "interactive": {
+                "type": "button",
+                "header": {"type": "text", "text": "ACME"},
+                "body": {"text": "Your code is 4821"},
+                "footer": {"text": "Do not share"},
+                "action": {"buttons": [{"type": "reply", "reply": {"id": "ok", "title": "OK"}}]},
+            },
+        },
         ("rcs", "text"): rcs_step(to)["data"],
+        ("rcs", "image"): media,
+        ("rcs", "video"): media,
+        ("rcs", "audio"): media,
+        ("rcs", "document"): media | {"file_name": "code.pdf"},
+        ("rcs", "template"): {
+            "recipient": to,
+            "bot_id": "acme-bot",
+            "template_name": "otp",
+            "variables": {"code": "4821"},
+        },
         ("email", ""): email_step(address)["data"],
         ("voice", ""): {
             "recipient": to,
@@ -168,6 +220,14 @@ def test_each_adapter_speaks_its_provider_api(
     assert received["status_code"] in (200, 201, 250)
     for name, value in headers.items():
         assert received["headers"][name] == value
+    # the body the simulator parsed is the one the adapter meant to send, field for field
+    if provider == "zixflow":
+        assert received["body"] == adapter.render(step, callback)[1]
+    elif provider in ("messageflow", "gateway"):
+        assert received["body"] == adapter.render(step, callback)
+    else:
+        assert received["body"]["subject"] == data["subject"]
+        assert received["body"]["rcpt_tos"] == [data["to"]]
 
 
 class AlwaysDown:

@@ -108,9 +108,7 @@ def test_failed_dlr_switches_at_once_not_at_the_timeout(system: System) -> None:
         lambda: requests_for(system, to, "whatsapp"), timeout=10, what="the WhatsApp send"
     )
     (sms,) = requests_for(system, to, "sms")
-    failure = next(
-        p for p in system.sim_postbacks() if p["request_id"] == sms["request_id"]
-    )
+    failure = next(p for p in system.sim_postbacks() if p["request_id"] == sms["request_id"])
     assert failure["body"]["status"] == "failed"
     after_failure = whatsapp["received_at"] - failure["sent_at"]
     print(
