@@ -38,6 +38,7 @@ CHECK_STEP = "otpflow.check_step"
 NOTIFY_SWITCH = "otpflow.notify_switch"
 SWEEP = "otpflow.sweep"
 RELAY_DLR = "otpflow.relay_dlr"
+NOTIFY_TERMINAL = "otpflow.notify_terminal"
 
 TASK_ROUTES = {
     SEND_STEP: {"queue": SEND_QUEUE},
@@ -45,6 +46,7 @@ TASK_ROUTES = {
     NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
     SWEEP: {"queue": SWEEP_QUEUE},
     RELAY_DLR: {"queue": WEBHOOK_QUEUE},
+    NOTIFY_TERMINAL: {"queue": WEBHOOK_QUEUE},
 }
 
 # Above the longest countdown (300 s) plus queueing, so a waiting countdown task is never

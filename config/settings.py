@@ -62,6 +62,14 @@ class SmtpSettings(BaseModel):
     )
 
 
+class Limits(BaseModel):
+    """Abuse limits: flows per recipient, API requests per workspace."""
+
+    recipient_flows: int = Field(default=5, ge=1, description="flows per recipient per window")
+    recipient_window_seconds: int = Field(default=600, ge=1)
+    workspace_rps: int = Field(default=100, ge=1, description="API requests per second")
+
+
 class ProvidersSettings(BaseModel):
     zixflow: ZixflowSettings = ZixflowSettings()
     messageflow: MessageFlowSettings = MessageFlowSettings()
@@ -132,6 +140,7 @@ class Settings(BaseSettings):
         description="Allow webhooks to loopback/private addresses (development and tests).",
     )
     providers: ProvidersSettings = ProvidersSettings()
+    limits: Limits = Limits()
     routes: RoutesSettings = RoutesSettings()
 
     flow_ttl_seconds: int = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "otpflow"
 
 
@@ -25,6 +27,36 @@ def reports(flow_id: str) -> str:
     return f"{PREFIX}:flow:{flow_id}:reports"
 
 
+def code(flow_id: str) -> str:
+    """String: the generated OTP, expiring with the code's ``ttl``."""
+    return f"{PREFIX}:flow:{flow_id}:code"
+
+
+def _digest(address: str) -> str:
+    # key names carry no phone number or email address
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
+def recipient_rate(workspace: str, address: str) -> str:
+    """Sorted set: flows started to one recipient in the limit's window (expires with it)."""
+    return f"{PREFIX}:limit:recipient:{workspace}:{_digest(address)}"
+
+
+def active(workspace: str, address: str) -> str:
+    """String: the flow running for one recipient (expires when the flow must have ended)."""
+    return f"{PREFIX}:active:{workspace}:{_digest(address)}"
+
+
+def workspace_rate(workspace: str, second: int) -> str:
+    """Counter: API requests of one workspace in one second."""
+    return f"{PREFIX}:limit:workspace:{workspace}:{second}"
+
+
+def idempotency(workspace: str, key: str) -> str:
+    """String: ``<body hash> <request id>`` for an Idempotency-Key, kept 24 h."""
+    return f"{PREFIX}:idem:{workspace}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
 def deadlines() -> str:
     """Sorted set: ``<flow_id>:<step>`` scored by the time its check is due.
 
@@ -35,4 +67,4 @@ def deadlines() -> str:
 
 
 def flow_keys(flow_id: str) -> list[str]:
-    return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id)]
+    return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id), code(flow_id)]

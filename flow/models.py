@@ -22,6 +22,7 @@ Error paths are dotted and zero-based, as the API returns them: ``messages.1.dat
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -304,7 +305,8 @@ class VoicePayload(PhonePayload):
 class TelegramPayload(PhonePayload):
     """A Telegram OTP (seed 003: Telegram carries one-time codes only, so just the digits)."""
 
-    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+    # the digits, or the placeholder for a code OTPflow makes
+    code: Annotated[str, StringConstraints(pattern=r"^([0-9]{4,10}|\{\{code\}\})$")]
 
     def text_fields(self) -> list[str]:
         return [self.code]
@@ -356,12 +358,31 @@ class StepEnvelope(BaseModel):
     data: dict[str, Any]
 
 
+CODE_PLACEHOLDER = "{{code}}"
+
+
+class OtpOptions(BaseModel):
+    """Ask OTPflow to make the code: ``{{code}}`` in every step's text is replaced by it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    length: Annotated[int, Field(ge=4, le=10)] = 6
+    ttl: Annotated[int, Field(ge=30, le=3600, description="seconds the code can be used")] = 300
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+
+
+WebhookEvent = Literal["channel_switch", "terminal"]
+
+
 class FlowEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     messages: Annotated[list[StepEnvelope], Field(min_length=1, max_length=MAX_STEPS)]
     webhookurl: Url | None = None
     callbackData: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    otp: OtpOptions | None = None
+    webhookEvents: list[WebhookEvent] = ["channel_switch"]
+    allowConcurrent: Annotated[bool, Field(strict=True)] = False
 
 
 @dataclass(frozen=True)
@@ -370,6 +391,12 @@ class Step:
     timeout: int
     message_type: str
     data: Payload
+
+    def with_code(self, code: str) -> Step:
+        """This step with the generated code in place of every ``{{code}}``."""
+        raw = json.dumps(self.data.model_dump(mode="json", exclude_none=True, by_alias=True))
+        data = type(self.data).model_validate(json.loads(raw.replace(CODE_PLACEHOLDER, code)))
+        return Step(self.channel, self.timeout, self.message_type, data)
 
 
 @dataclass(frozen=True)
@@ -393,6 +420,9 @@ class FlowRequest:
     steps: tuple[Step, ...]
     webhook_url: str | None = None
     callback_data: str | None = None
+    otp: OtpOptions | None = None
+    webhook_events: tuple[str, ...] = ("channel_switch",)
+    allow_concurrent: bool = False
 
     @classmethod
     def parse(cls, raw: Any) -> FlowRequest:
@@ -410,12 +440,23 @@ class FlowRequest:
                 step = _parse_step(index, message, errors)
                 if step is not None:
                     steps.append(step)
+        if envelope is not None and envelope.otp is not None:
+            errors.extend(
+                FieldError(
+                    f"messages.{index}.data", f"must contain {CODE_PLACEHOLDER} when otp is set"
+                )
+                for index, step in enumerate(steps)
+                if CODE_PLACEHOLDER not in json.dumps(step.data.model_dump(mode="json"))
+            )
         if errors or envelope is None:
             raise InvalidRequest(_dedupe(errors))
         return cls(
             steps=tuple(steps),
             webhook_url=envelope.webhookurl,
             callback_data=envelope.callbackData,
+            otp=envelope.otp,
+            webhook_events=tuple(envelope.webhookEvents),
+            allow_concurrent=envelope.allowConcurrent,
         )
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -432,7 +473,14 @@ class FlowRequest:
             ],
             "webhookurl": self.webhook_url,
             "callbackData": self.callback_data,
+            "otp": self.otp.model_dump() if self.otp else None,
+            "webhookEvents": list(self.webhook_events),
+            "allowConcurrent": self.allow_concurrent,
         }
+
+    def addresses(self) -> set[str]:
+        """Every phone number and email address the flow sends to."""
+        return {step.data.address for step in self.steps}
 
 
 def _parse_step(index: int, message: Any, errors: list[FieldError]) -> Step | None:

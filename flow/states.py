@@ -15,6 +15,7 @@ class FlowStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    VERIFIED = "verified"
 
 
 class StepStatus(StrEnum):
@@ -43,6 +44,8 @@ class FlowEvent(StrEnum):
     DELIVER = "deliver"
     EXHAUST = "exhaust"  # the last step ended without delivery
     CANCEL = "cancel"
+    VERIFY = "verify"  # the person entered the right code
+    LOCK = "lock"  # too many wrong codes
 
 
 STEP_TRANSITIONS: dict[tuple[StepStatus, StepEvent], StepStatus] = {
@@ -67,9 +70,17 @@ FLOW_TRANSITIONS: dict[tuple[FlowStatus, FlowEvent], FlowStatus] = {
     (FlowStatus.IN_PROGRESS, FlowEvent.EXHAUST): FlowStatus.FAILED,
     (FlowStatus.QUEUED, FlowEvent.CANCEL): FlowStatus.CANCELLED,
     (FlowStatus.IN_PROGRESS, FlowEvent.CANCEL): FlowStatus.CANCELLED,
+    (FlowStatus.QUEUED, FlowEvent.VERIFY): FlowStatus.VERIFIED,
+    (FlowStatus.IN_PROGRESS, FlowEvent.VERIFY): FlowStatus.VERIFIED,
+    # a delivered code can still be entered: verification is the real end of an OTP flow
+    (FlowStatus.DELIVERED, FlowEvent.VERIFY): FlowStatus.VERIFIED,
+    (FlowStatus.QUEUED, FlowEvent.LOCK): FlowStatus.FAILED,
+    (FlowStatus.IN_PROGRESS, FlowEvent.LOCK): FlowStatus.FAILED,
 }
 
-TERMINAL_FLOW = frozenset({FlowStatus.DELIVERED, FlowStatus.FAILED, FlowStatus.CANCELLED})
+TERMINAL_FLOW = frozenset(
+    {FlowStatus.DELIVERED, FlowStatus.FAILED, FlowStatus.CANCELLED, FlowStatus.VERIFIED}
+)
 # A step in one of these no longer decides the flow; later reports are only recorded.
 ENDED_STEP = frozenset(
     {

@@ -11,6 +11,7 @@ Time inside the scripts is Redis's own clock (``TIME``), one clock for every pro
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import uuid
@@ -20,12 +21,14 @@ from typing import Any
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
+from otpflow.config.settings import Limits
 from otpflow.flow import keys
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
     DLR_EVENTS,
     FLOW_TRANSITIONS,
     STEP_TRANSITIONS,
+    TERMINAL_FLOW,
     DlrStatus,
     FlowStatus,
     lua_table,
@@ -85,6 +88,17 @@ local function close_steps()
     clear_deadline(i)
     step_to(i, 'skip')
   end
+  -- the recipients may start a new flow now
+  for key in string.gmatch(get('active') or '', '%S+') do
+    if redis.call('GET', key) == FLOW_ID then redis.call('DEL', key) end
+  end
+  -- a code can still be entered after delivery; after anything else it is of no more use
+  local status = get('status')
+  if status ~= 'delivered' then redis.call('DEL', FLOW_KEY .. ':code') end
+end
+
+local function ended(kind, detail)
+  return {kind, detail, get('terminal_hook') or '0'}
 end
 
 -- Step i has ended without delivery: move to the next step, or fail the flow.
@@ -104,11 +118,11 @@ local function advance(i, reason)
   redis.call('HSET', FLOW_KEY, 'reason', reason)
   close_steps()
   event({type = 'flow_failed', step = i, status = from_status, reason = reason})
-  return {'exhausted', ''}
+  return ended('exhausted', '')
 end
 
 if redis.call('EXISTS', FLOW_KEY) == 0 then return {'missing', ''} end
-local FLOW_ENDED = {delivered = true, failed = true, cancelled = true}
+local FLOW_ENDED = {delivered = true, failed = true, cancelled = true, verified = true}
 """
 )
 
@@ -190,7 +204,7 @@ if not step_status then
     redis.call('HSET', FLOW_KEY, 'delivered_step', i)
     close_steps()
     event({type = 'flow_delivered', step = i, late = true})
-    return {'delivered', 'late'}
+    return ended('delivered', 'late')
   end
   return {'late', ''}
 end
@@ -200,7 +214,7 @@ if step_status == 'delivered' then
     redis.call('HSET', FLOW_KEY, 'delivered_step', i)
     close_steps()
     event({type = 'flow_delivered', step = i})
-    return {'delivered', ''}
+    return ended('delivered', '')
   end
   return {'recorded', ''}
 end
@@ -242,10 +256,72 @@ if sget(i, 'status') ~= 'pending' then return {'check', ''} end
 if i == 0 and get('enqueued') ~= '1' then
   -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted
   clear_deadline(i)
-  redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports')
+  redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports', FLOW_KEY .. ':code')
   return {'discarded', ''}
 end
 return {'resend', ''}
+"""
+
+_VERIFY_ATTEMPT = """
+-- Spend one attempt and hand back the code to compare (in constant time, by the caller).
+local code = redis.call('GET', FLOW_KEY .. ':code')
+if get('status') == 'verified' then return {'already_verified', ''} end
+if not code then
+  if get('otp_locked') == '1' then return {'locked', ''} end
+  return {'expired', ''}
+end
+local left = redis.call('HINCRBY', FLOW_KEY, 'otp_attempts_left', -1)
+if left < 0 then return {'locked', ''} end
+return {'compare', code, tostring(left)}
+"""
+
+_VERIFIED = """
+if not flow_to('verify') then return {'ignored', get('status')} end
+redis.call('DEL', FLOW_KEY .. ':code')
+close_steps()
+event({type = 'flow_verified'})
+return ended('verified', '')
+"""
+
+_WRONG_CODE = """
+local left = tonumber(get('otp_attempts_left'))
+event({type = 'verify_failed', attempts_left = math.max(left, 0)})
+if left > 0 then return {'wrong', tostring(left)} end
+-- out of attempts: the code is gone, and no further channel sends it
+redis.call('DEL', FLOW_KEY .. ':code')
+redis.call('HSET', FLOW_KEY, 'otp_locked', 1)
+if flow_to('lock') then
+  redis.call('HSET', FLOW_KEY, 'reason', 'verification_locked')
+  close_steps()
+  event({type = 'flow_failed', reason = 'verification_locked'})
+  return ended('locked', '')
+end
+return {'locked', ''}
+"""
+
+_ADMIT = """
+-- Abuse limits for a new flow, checked and taken in one step. KEYS: per address a rate key
+-- and an active key. ARGV: flow id, window s, max flows per window, allow concurrent, ttl.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, #KEYS, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {'rate_limited', tostring(math.max(1, math.ceil(tonumber(oldest[2]) + window - now)))}
+  end
+  if ARGV[4] ~= '1' then
+    local other = redis.call('GET', KEYS[i + 1])
+    if other then return {'active', other} end
+  end
+end
+for i = 1, #KEYS, 2 do
+  redis.call('ZADD', KEYS[i], now, ARGV[1])
+  redis.call('EXPIRE', KEYS[i], math.ceil(window))
+  if ARGV[4] ~= '1' then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', tonumber(ARGV[5])) end
+end
+return {'ok', ''}
 """
 
 _DUE = """
@@ -273,7 +349,7 @@ _CANCEL = """
 if not flow_to('cancel') then return {'ignored', get('status')} end
 close_steps()
 event({type = 'flow_cancelled'})
-return {'cancelled', ''}
+return ended('cancelled', '')
 """
 
 
@@ -331,7 +407,7 @@ class FlowView:
 
     @property
     def terminal(self) -> bool:
-        return self.status in {FlowStatus.DELIVERED, FlowStatus.FAILED, FlowStatus.CANCELLED}
+        return self.status in TERMINAL_FLOW
 
 
 def connect_redis(url: str) -> Redis:
@@ -366,27 +442,49 @@ class FlowStore:
                 "check": _CHECK,
                 "cancel": _CANCEL,
                 "recover": _RECOVER,
+                "verify_attempt": _VERIFY_ATTEMPT,
+                "verified": _VERIFIED,
+                "wrong_code": _WRONG_CODE,
             }.items()
         }
+        self._admit = redis.register_script(_ADMIT)
         self._due = redis.register_script(_DUE)
         self._keep_report = redis.register_script(_KEEP_REPORT)
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, workspace: str, request: FlowRequest) -> str:
-        """Store a new flow (all keys at once, each with its TTL) and return its id."""
-        flow_id = str(uuid.uuid4())
+    def create(
+        self,
+        workspace: str,
+        request: FlowRequest,
+        flow_id: str | None = None,
+        active_keys: tuple[str, ...] = (),
+        code: str | None = None,
+    ) -> str:
+        """Store a new flow (all keys at once, each with its TTL) and return its id.
+
+        ``active_keys`` are the per-recipient markers :meth:`admit` set, released when the flow
+        ends; ``code`` is the generated OTP, kept only for its ``ttl``.
+        """
+        flow_id = flow_id or str(uuid.uuid4())
         now = time.time()
+        wants = set(request.webhook_events) if request.webhook_url else set()
         fields: dict[FieldT, EncodableT] = {
             "workspace": workspace,
             "status": FlowStatus.QUEUED.value,
             "current": 0,
             "steps": len(request.steps),
-            "webhook": int(request.webhook_url is not None),
+            "webhook": int("channel_switch" in wants),
+            "terminal_hook": int("terminal" in wants),
             "enqueued": 0,
             "created_at": now,
             "updated_at": now,
         }
+        if active_keys:
+            fields["active"] = " ".join(active_keys)
+        if request.otp is not None:
+            fields["otp_attempts_left"] = request.otp.max_attempts
+            fields["otp_expires_at"] = now + request.otp.ttl
         for index, step in enumerate(request.steps):
             fields[f"s{index}:channel"] = step.channel
             fields[f"s{index}:message_type"] = step.message_type
@@ -403,11 +501,71 @@ class FlowStore:
         pipe.rpush(keys.events(flow_id), created)
         pipe.expire(keys.flow(flow_id), ttl)
         pipe.expire(keys.events(flow_id), ttl)
+        if code is not None and request.otp is not None:
+            pipe.set(keys.code(flow_id), code, ex=request.otp.ttl)
         # step 0's send must start soon; the sweeper re-enqueues it if the enqueue was lost
         pipe.zadd(keys.deadlines(), {f"{flow_id}:0": now})
         pipe.expire(keys.deadlines(), ttl)
         pipe.execute()
         return flow_id
+
+    def admit(
+        self,
+        flow_id: str,
+        workspace: str,
+        addresses: set[str],
+        limits: Limits,
+        allow_concurrent: bool,
+        active_ttl: int,
+    ) -> tuple[Outcome, tuple[str, ...]]:
+        """Check and take the abuse limits of a new flow for every recipient at once:
+        ``ok``, ``rate_limited`` (detail: seconds to wait) or ``active`` (detail: the flow
+        already running for a recipient). Returns the active markers it set."""
+        pairs = [
+            (keys.recipient_rate(workspace, address), keys.active(workspace, address))
+            for address in sorted(addresses)
+        ]
+        raw = self._admit(
+            keys=[key for pair in pairs for key in pair],
+            args=[
+                flow_id,
+                limits.recipient_window_seconds,
+                limits.recipient_flows,
+                int(allow_concurrent),
+                active_ttl,
+            ],
+        )
+        kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
+        taken = () if allow_concurrent or kind != "ok" else tuple(active for _, active in pairs)
+        return Outcome(kind, detail), taken
+
+    def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
+        """Undo :meth:`admit` for a flow that was never accepted."""
+        pipe = self.redis.pipeline(transaction=False)
+        for address in addresses:
+            pipe.zrem(keys.recipient_rate(workspace, address), flow_id)
+            active = keys.active(workspace, address)
+            pipe.eval(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+                1,
+                active,
+                flow_id,
+            )
+        pipe.execute()
+
+    def verify(self, flow_id: str, code: str) -> Outcome:
+        """Check a code the person typed: ``verified`` (the flow ends), ``wrong`` (detail:
+        attempts left), ``locked``, ``expired`` or ``already_verified``."""
+        attempt = self._run("verify_attempt", flow_id)
+        if attempt.kind != "compare":
+            return attempt
+        if hmac.compare_digest(attempt.detail.encode(), code.encode()):
+            return self._run("verified", flow_id)
+        return self._run("wrong_code", flow_id)
+
+    def code_of(self, flow_id: str) -> str | None:
+        raw = self.redis.get(keys.code(flow_id))
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def mark_enqueued(self, flow_id: str) -> None:
         """The producer saw step 0's task reach the broker: the flow is accepted.
@@ -437,7 +595,8 @@ class FlowStore:
         kind, detail, *flag = (
             item.decode() if isinstance(item, bytes) else str(item) for item in raw
         )
-        return Outcome(kind, detail, notify=flag == ["1"])
+        # for a verify attempt the third item is the attempts left, not a flag
+        return Outcome(kind, detail, notify=flag == ["1"] and kind != "compare")
 
     def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
         """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one

@@ -6,7 +6,11 @@ sends flows pulls in no adapters, no web framework and no simulator.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import secrets
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +18,11 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
-from otpflow.config.celery import CHECK_STEP, RELAY_DLR, SEND_STEP, make_celery
+from otpflow.config.celery import CHECK_STEP, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP, make_celery
 from otpflow.config.settings import Settings
+from otpflow.flow import keys
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
-from otpflow.flow.store import FlowStore, FlowView, connect_redis
+from otpflow.flow.store import FlowStore, FlowView, Outcome, connect_redis
 
 logger = logging.getLogger("otpflow.producers")
 
@@ -26,6 +31,25 @@ DEFAULT_WORKSPACE = "default"
 
 class ServiceUnavailable(RuntimeError):
     """Redis or the broker cannot be reached; nothing was stored or enqueued."""
+
+
+class RateLimited(RuntimeError):
+    """An abuse limit says no; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Conflict(RuntimeError):
+    """The request clashes with an earlier one (idempotency key, a flow still running)."""
+
+
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+def _new_code(length: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
 class OtpflowClient:
@@ -48,33 +72,120 @@ class OtpflowClient:
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
 
     def send(
-        self, request: FlowRequest | Mapping[str, Any], workspace: str = DEFAULT_WORKSPACE
+        self,
+        request: FlowRequest | Mapping[str, Any],
+        workspace: str = DEFAULT_WORKSPACE,
+        idempotency_key: str | None = None,
     ) -> str:
         """Validate, store and enqueue a flow; return its request id.
 
-        Raises ``InvalidRequest`` (naming every bad field) before anything is stored, and
-        ``ServiceUnavailable`` when Redis or the broker is down, after undoing the store.
+        Raises ``InvalidRequest`` (naming every bad field) before anything is stored;
+        ``RateLimited`` or ``Conflict`` when an abuse limit or an idempotency key says no; and
+        ``ServiceUnavailable`` when Redis or the broker is down, after undoing the store. The
+        same ``idempotency_key`` with the same request returns the same id for 24 h.
         """
         flow = request if isinstance(request, FlowRequest) else FlowRequest.parse(request)
         self._check_routes(flow)
         try:
-            flow_id = self.store.create(workspace, flow)
+            if idempotency_key is not None:
+                digest = hashlib.sha256(
+                    json.dumps(flow.to_json_dict(), sort_keys=True).encode()
+                ).hexdigest()
+                earlier = self._claim_idempotency(workspace, idempotency_key, digest)
+                if earlier is not None:
+                    return earlier
+            try:
+                flow_id = self._start(flow, workspace)
+            except BaseException:
+                if idempotency_key is not None:
+                    self.redis.delete(keys.idempotency(workspace, idempotency_key))
+                raise
+            if idempotency_key is not None:
+                self.redis.set(
+                    keys.idempotency(workspace, idempotency_key),
+                    f"{digest} {flow_id}",
+                    ex=IDEMPOTENCY_SECONDS,
+                )
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+        logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
+        return flow_id
+
+    def _claim_idempotency(self, workspace: str, key: str, digest: str) -> str | None:
+        """None if this key is new (now reserved); else the earlier request id."""
+        name = keys.idempotency(workspace, key)
+        if self.redis.set(name, f"{digest} pending", nx=True, ex=IDEMPOTENCY_SECONDS):
+            return None
+        raw = self.redis.get(name) or b""
+        stored = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ")
+        if stored[0] != digest:
+            raise Conflict("this Idempotency-Key was used with a different request")
+        if len(stored) < 2 or stored[1] == "pending":
+            raise Conflict("a request with this Idempotency-Key is still being processed")
+        return stored[1]
+
+    def _start(self, flow: FlowRequest, workspace: str) -> str:
+        flow_id = str(uuid.uuid4())
+        addresses = flow.addresses()
+        limits = self.settings.limits
+        admitted, active = self.store.admit(
+            flow_id, workspace, addresses, limits, flow.allow_concurrent, self._active_ttl(flow)
+        )
+        if admitted.kind == "rate_limited":
+            raise RateLimited(
+                f"at most {limits.recipient_flows} flows per recipient every "
+                f"{limits.recipient_window_seconds} s",
+                retry_after=int(admitted.detail),
+            )
+        if admitted.kind == "active":
+            raise Conflict(
+                f"a flow ({admitted.detail}) is still running for this recipient; "
+                "wait for it to end, or send allowConcurrent: true"
+            )
+        code = _new_code(flow.otp.length) if flow.otp else None
+        try:
+            self.store.create(workspace, flow, flow_id, active, code)
+        except redis.RedisError:
+            self.store.release(flow_id, workspace, addresses)
+            raise
         try:
             self.celery.send_task(
                 SEND_STEP, args=[flow_id, 0], retry=True, retry_policy=_PUBLISH_RETRY
             )
         except (BrokerError, OSError) as exc:
             self._forget(flow_id)
+            self.store.release(flow_id, workspace, addresses)
             raise ServiceUnavailable("task broker is unreachable") from exc
-        try:
-            self.store.mark_enqueued(flow_id)
-        except redis.RedisError as exc:
-            # unmarked, the flow is never sent and the sweeper discards it
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
-        logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
+        # unmarked, the flow is never sent and the sweeper discards it
+        self.store.mark_enqueued(flow_id)
         return flow_id
+
+    def _active_ttl(self, flow: FlowRequest) -> int:
+        """How long a recipient's "flow running" marker may live: the flow's whole budget."""
+        settings = self.settings
+        per_step = settings.send_budget_seconds + settings.provider_timeout_seconds
+        budget = sum(step.timeout + per_step for step in flow.steps)
+        return int(budget + 2 * settings.sweep_grace_seconds + 60)
+
+    def cancel(self, request_id: str) -> Outcome:
+        """End a flow now: no step is sent after this."""
+        outcome = self.store.cancel(request_id)
+        if outcome.notify:
+            self.notify_terminal(request_id)
+        return outcome
+
+    def verify(self, request_id: str, code: str) -> Outcome:
+        """Check the code a person typed (constant time, attempts counted, expiry honoured)."""
+        outcome = self.store.verify(request_id, code)
+        if outcome.notify:
+            self.notify_terminal(request_id)
+        return outcome
+
+    def notify_terminal(self, flow_id: str) -> None:
+        """Ask a worker to tell the caller its flow ended (for callers who asked)."""
+        self.celery.send_task(
+            NOTIFY_TERMINAL, args=[flow_id, 1], retry=True, retry_policy=_PUBLISH_RETRY
+        )
 
     def _check_routes(self, flow: FlowRequest) -> None:
         """A channel no provider serves here is the caller's mistake: refuse it up front."""

@@ -34,6 +34,7 @@ STATE_URL = f"{REDIS_HOST}/13"
 BROKER_URL = f"{REDIS_HOST}/14"
 API_KEY, WORKSPACE = "test-key", "test-ws"
 HEADERS = {"x-api-key": API_KEY, "x-workspace-id": WORKSPACE}
+OTHER_HEADERS = {"x-api-key": "other-key", "x-workspace-id": "other-ws"}
 
 
 @dataclass
@@ -207,7 +208,7 @@ def start_system(
     stack = Stack(
         redis_url=stack_redis_url or state_url,
         broker_url=broker_url,
-        api_keys=f"{WORKSPACE}:{API_KEY}",
+        api_keys=f"{WORKSPACE}:{API_KEY},other-ws:other-key",
         log_dir=log_dir,
         extra_env={"OTPFLOW_LOG_LEVEL": "INFO", **(env or {})},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -17,12 +18,16 @@ import httpx
 import redis
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from otpflow.config.settings import Settings
+from otpflow.flow import keys
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.store import FlowView
-from otpflow.producers.client import OtpflowClient, ServiceUnavailable
+from otpflow.producers.client import Conflict, OtpflowClient, RateLimited, ServiceUnavailable
 from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
 from otpflow.worker.providers import build_providers
 from otpflow.worker.webhooks import iso
@@ -33,10 +38,104 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        retry_after: int | None = None,
+        **extra: Any,
+    ):
         self.status = status
         self.message = message
         self.errors = errors
+        self.retry_after = retry_after
+        self.extra = extra
+
+
+class ErrorBody(BaseModel):
+    success: bool = False
+    message: str
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="every bad field by its dotted path"
+    )
+    attempts_left: int | None = None
+
+
+class Accepted(BaseModel):
+    success: bool = True
+    message: str
+    request_id: str | None = None
+    status: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "success": True,
+                    "message": "flow accepted",
+                    "request_id": "3d2764c5-24a1-4eb5-a859-44b7c32eb41e",
+                }
+            ]
+        }
+    )
+
+
+class StepOut(BaseModel):
+    index: int
+    channel: str
+    messageType: str
+    timeout: int
+    status: str
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int
+    claimed_at: str | None
+    sent_at: str | None
+    deadline: str | None
+    ended_at: str | None
+    dlr: str | None
+    dlr_at: str | None
+    reason: str | None
+
+
+class FlowOut(BaseModel):
+    request_id: str
+    status: str = Field(description="queued, in_progress, delivered, failed, cancelled, verified")
+    current_step: int
+    delivered_step: int | None
+    reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    ended_at: str | None
+    steps: list[StepOut]
+    events: list[dict[str, Any]] = Field(description="the timeline, oldest first")
+
+
+class Ready(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+REF = "#/components/schemas/{model}"
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A request body's schema for OpenAPI, its nested models referenced from components."""
+    schema = model.model_json_schema(ref_template=REF)
+    schema.pop("$defs", None)
+    return schema
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+class VerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
 
 
 def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastAPI:
@@ -47,8 +146,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         otp.store,
         build_providers(settings, http),
         settings.secret.get_secret_value(),
-        otp.check_now,
-        otp.relay_dlr,
+        otp,
     )
 
     @asynccontextmanager
@@ -64,12 +162,41 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         lifespan=lifespan,
     )
 
+    def openapi() -> dict[str, Any]:
+        # parameter errors are answered with 400 (see below), never FastAPI's 422
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            # the request bodies' nested models, where their references point
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (FlowEnvelope, VerifyBody):
+                components.update(model.model_json_schema(ref_template=REF).get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        return JSONResponse(
+            {"success": False, "message": "invalid request", "errors": errors}, status_code=400
+        )
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"success": False, "message": exc.message}
+        body: dict[str, Any] = {"success": False, "message": exc.message, **exc.extra}
         if exc.errors is not None:
             body["errors"] = exc.errors
-        return JSONResponse(body, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     def workspace_of(api_key: str | None, workspace: str | None) -> str:
         expected = settings.api_keys.get(workspace or "")
@@ -96,10 +223,13 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         "/v1/otpflow",
         tags=["flows"],
         summary="Start a flow",
+        response_model=Accepted,
+        response_model_exclude_none=True,
+        responses=errors(400, 401, 409, 413, 429, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": FlowEnvelope.model_json_schema()}},
+                "content": {"application/json": {"schema": body_schema(FlowEnvelope)}},
             }
         },
     )
@@ -107,34 +237,132 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         request: Request,
         x_api_key: Annotated[str | None, Header()] = None,
         x_workspace_id: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> dict[str, Any]:
         workspace = workspace_of(x_api_key, x_workspace_id)
+        await run_in_threadpool(limit_workspace, workspace)
         raw = await json_body(request)
         try:
-            flow_id = await run_in_threadpool(otp.send, raw, workspace)
+            flow_id = await run_in_threadpool(otp.send, raw, workspace, idempotency_key)
         except InvalidRequest as exc:
             errors = [{"field": e.path, "message": e.message} for e in exc.errors]
             raise ApiError(400, "invalid request: " + str(exc), errors) from exc
+        except RateLimited as exc:
+            raise ApiError(429, str(exc), retry_after=exc.retry_after) from exc
+        except Conflict as exc:
+            raise ApiError(409, str(exc)) from exc
         except ServiceUnavailable as exc:
             raise ApiError(503, f"{exc}; nothing was stored, try again") from exc
         return {"success": True, "message": "flow accepted", "request_id": flow_id}
 
-    @app.get("/v1/otpflow/{request_id}", tags=["flows"], summary="Flow status and timeline")
+    def limit_workspace(workspace: str) -> None:
+        """At most ``OTPFLOW_LIMITS__WORKSPACE_RPS`` new flows per second per workspace."""
+        key = keys.workspace_rate(workspace, int(time.time()))
+        try:
+            pipe = otp.redis.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, 2)
+            count, _ = pipe.execute()
+        except redis.RedisError as exc:
+            raise ApiError(503, "flow store (Redis) is unreachable; nothing was stored") from exc
+        if count > settings.limits.workspace_rps:
+            raise ApiError(429, "too many requests for this workspace", retry_after=1)
+
+    def own_flow(request_id: str, workspace: str) -> FlowView:
+        try:
+            view = otp.status(request_id)
+        except ServiceUnavailable as exc:
+            raise ApiError(503, str(exc)) from exc
+        if view is None or view.workspace != workspace:
+            raise ApiError(404, "no such flow")
+        return view
+
+    @app.post(
+        "/v1/otpflow/{request_id}/cancel",
+        tags=["flows"],
+        summary="Cancel a flow: no step is sent after this",
+        response_model=Accepted,
+        response_model_exclude_none=True,
+        responses=errors(400, 401, 404, 409, 503),
+    )
+    async def cancel_flow(
+        request_id: str,
+        x_api_key: Annotated[str | None, Header()] = None,
+        x_workspace_id: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        workspace = workspace_of(x_api_key, x_workspace_id)
+        await run_in_threadpool(own_flow, request_id, workspace)
+        outcome = await run_in_threadpool(otp.cancel, request_id)
+        if outcome.kind != "cancelled":
+            raise ApiError(409, f"the flow has already ended ({outcome.detail})")
+        return {"success": True, "message": "flow cancelled", "status": "cancelled"}
+
+    @app.post(
+        "/v1/otpflow/{request_id}/verify",
+        tags=["flows"],
+        summary="Check the code the person typed",
+        response_model=Accepted,
+        response_model_exclude_none=True,
+        responses=errors(400, 401, 404, 409, 410, 413, 423, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema(VerifyBody)}},
+            }
+        },
+    )
+    async def verify_code(
+        request_id: str,
+        request: Request,
+        x_api_key: Annotated[str | None, Header()] = None,
+        x_workspace_id: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        workspace = workspace_of(x_api_key, x_workspace_id)
+        try:
+            body = VerifyBody.model_validate(await json_body(request))
+        except ValidationError as exc:
+            raise ApiError(
+                400,
+                "invalid request",
+                [{"field": "code", "message": "a string of 4-10 digits is required"}],
+            ) from exc
+        await run_in_threadpool(own_flow, request_id, workspace)
+        outcome = await run_in_threadpool(otp.verify, request_id, body.code)
+        if outcome.kind == "verified":
+            return {"success": True, "message": "code verified", "status": "verified"}
+        if outcome.kind == "wrong":
+            raise ApiError(400, "wrong code", attempts_left=int(outcome.detail))
+        answers = {
+            "locked": (423, "too many wrong codes: this flow is locked"),
+            "expired": (410, "no code to check: it expired, or this flow has none"),
+            "already_verified": (409, "the code was already verified"),
+        }
+        status, message = answers.get(outcome.kind, (409, f"cannot verify ({outcome.kind})"))
+        raise ApiError(status, message)
+
+    @app.get(
+        "/v1/otpflow/{request_id}",
+        tags=["flows"],
+        summary="Flow status, every step and the event timeline",
+        response_model=FlowOut,
+        responses=errors(400, 401, 404, 503),
+    )
     async def get_flow(
         request_id: str,
         x_api_key: Annotated[str | None, Header()] = None,
         x_workspace_id: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         workspace = workspace_of(x_api_key, x_workspace_id)
-        try:
-            view = await run_in_threadpool(otp.status, request_id)
-        except ServiceUnavailable as exc:
-            raise ApiError(503, str(exc)) from exc
-        if view is None or view.workspace != workspace:
-            raise ApiError(404, "no such flow")
-        return flow_json(view)
+        return flow_json(await run_in_threadpool(own_flow, request_id, workspace))
 
-    @app.post("/v1/dlr/{provider}", tags=["delivery reports"], summary="Provider DLR intake")
+    @app.post(
+        "/v1/dlr/{provider}",
+        tags=["delivery reports"],
+        summary="Provider DLR intake (authenticated by the signed token in the callback URL)",
+        response_model=Accepted,
+        response_model_exclude_none=True,
+        responses=errors(400, 401, 404, 413, 503),
+    )
     async def dlr(
         provider: str, request: Request, token: Annotated[str | None, Query()] = None
     ) -> dict[str, Any]:
@@ -157,7 +385,13 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: Redis and the broker answer")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: Redis and the broker answer",
+        response_model=Ready,
+        responses={503: {"model": Ready}},
+    )
     async def readyz() -> JSONResponse:
         checks = await run_in_threadpool(otp.health)
         ready = all(checks.values())

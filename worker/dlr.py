@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from otpflow.flow.store import FlowStore, Outcome
 from otpflow.worker.providers.base import Provider
@@ -15,20 +15,28 @@ class UnknownProvider(LookupError):
     pass
 
 
+class FollowUp(Protocol):
+    """What a report can set in motion (the producer client enqueues these by name)."""
+
+    def check_now(self, flow_id: str, step: int) -> None: ...
+
+    def relay_dlr(self, flow_id: str, step: int, index: int) -> None: ...
+
+    def notify_terminal(self, flow_id: str) -> None: ...
+
+
 class DlrIntake:
     def __init__(
         self,
         store: FlowStore,
         providers: Mapping[str, Provider],
         secret: str,
-        check_now: Callable[[str, int], None],
-        relay: Callable[[str, int, int], None],
+        follow_up: FollowUp,
     ) -> None:
         self._store = store
         self._providers = providers
         self._secret = secret
-        self._check_now = check_now
-        self._relay = relay
+        self._follow_up = follow_up
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
         """Apply one callback's reports; UnknownProvider, InvalidDlr or BadToken change
@@ -44,12 +52,14 @@ class DlrIntake:
         for report in reports:
             outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
             if outcome.kind == "failed":
-                self._check_now(flow_id, step)
+                self._follow_up.check_now(flow_id, step)
+            elif outcome.kind == "delivered" and outcome.notify:
+                self._follow_up.notify_terminal(flow_id)
         if outcome.kind not in ("missing", "ignored"):
             # every callback, duplicates too, reaches a caller who gave its own post_back_url
             index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
             if index is not None:
-                self._relay(flow_id, step, index)
+                self._follow_up.relay_dlr(flow_id, step, index)
         return outcome
 
 

@@ -39,3 +39,5 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request URL at INFO, and a caller's URL may carry anything
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -9,7 +9,7 @@ import httpx
 from celery import Celery
 from redis import Redis
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR, SEND_STEP
+from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
@@ -123,3 +123,6 @@ class Enqueue:
         self.app.send_task(
             RELAY_DLR, args=[flow_id, step, index, attempt], countdown=countdown or None
         )
+
+    def notify_terminal(self, flow_id: str, attempt: int = 1, countdown: float = 0) -> None:
+        self.app.send_task(NOTIFY_TERMINAL, args=[flow_id, attempt], countdown=countdown or None)

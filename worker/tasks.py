@@ -20,7 +20,14 @@ from typing import Any
 from celery import Celery
 from redis import RedisError
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR, SEND_STEP, SWEEP
+from otpflow.config.celery import (
+    CHECK_STEP,
+    NOTIFY_SWITCH,
+    NOTIFY_TERMINAL,
+    RELAY_DLR,
+    SEND_STEP,
+    SWEEP,
+)
 from otpflow.flow.states import DlrStatus
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
@@ -29,7 +36,7 @@ from otpflow.worker.providers.errors import (
     TransientProviderError,
 )
 from otpflow.worker.runtime import Enqueue, Runtime
-from otpflow.worker.webhooks import notify_switch, relay_dlr
+from otpflow.worker.webhooks import notify_switch, notify_terminal, relay_dlr
 
 logger = logging.getLogger("otpflow.worker")
 
@@ -70,6 +77,13 @@ def send_step(
     if request is None:
         return "missing"
     spec = request.steps[step]
+    if request.otp is not None:
+        code = rt.store.code_of(flow_id)
+        if code is None:
+            rt.store.send_error(flow_id, step, "", "the code expired before this step was sent")
+            enqueue.check(flow_id, step)
+            return "code_expired"
+        spec = spec.with_code(code)
     providers = rt.route(spec.channel)
     if provider_index >= len(providers):
         rt.store.send_error(flow_id, step, "", f"no provider configured for {spec.channel}")
@@ -97,7 +111,10 @@ def send_step(
         )
     outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
     if outcome.kind == "sent" and provider.accepted_is_delivered:
-        return rt.store.record_dlr(flow_id, step, DlrStatus.DELIVERED, provider.name).kind
+        delivered = rt.store.record_dlr(flow_id, step, DlrStatus.DELIVERED, provider.name)
+        if delivered.notify:
+            enqueue.notify_terminal(flow_id)
+        return delivered.kind
     if outcome.kind == "sent":
         enqueue.check(flow_id, step, countdown=spec.timeout)
     return outcome.kind
@@ -146,6 +163,8 @@ def check_step(rt: Runtime, enqueue: Enqueue, flow_id: str, step: int) -> str:
             enqueue.notify_switch(flow_id, step, next_step)
     elif outcome.kind == "not_due":
         enqueue.check(flow_id, step, countdown=outcome.number)
+    elif outcome.kind == "exhausted" and outcome.notify:
+        enqueue.notify_terminal(flow_id)
     return outcome.kind
 
 
@@ -211,6 +230,10 @@ def register_tasks(app: Celery, rt: Runtime) -> None:
     @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
         return notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
+
+    @app.task(name=NOTIFY_TERMINAL, acks_late=True, ignore_result=True, **REDIS_RETRY)
+    def notify_terminal_task(flow_id: str, attempt: int = 1) -> str:
+        return notify_terminal(rt, enqueue, flow_id, attempt)
 
     @app.task(name=RELAY_DLR, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def relay_dlr_task(flow_id: str, step: int, index: int, attempt: int = 1) -> str:

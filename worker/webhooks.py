@@ -106,6 +106,35 @@ def notify_switch(
     )
 
 
+def notify_terminal(rt: Runtime, enqueue: Enqueue, flow_id: str, attempt: int) -> str:
+    """Tell a caller who asked for ``terminal`` events how its flow ended."""
+    request = rt.store.request_of(flow_id)
+    view = rt.store.get(flow_id)
+    if request is None or view is None or not request.webhook_url or not view.terminal:
+        return "no_webhook"
+    if "terminal" not in request.webhook_events:
+        return "not_asked"
+    body = {
+        "event": "terminal",
+        "request_id": flow_id,
+        "callbackData": request.callback_data,
+        "status": view.status,
+        "reason": view.reason,
+        "delivered_step": view.delivered_step,
+        "timestamp": iso(view.ended_at or view.updated_at),
+    }
+    return deliver(
+        rt,
+        flow_id,
+        request.webhook_url,
+        body,
+        event_id=f"{flow_id}:terminal",
+        record={"type": "webhook", "event": "terminal"},
+        attempt=attempt,
+        retry=lambda delay: enqueue.notify_terminal(flow_id, attempt + 1, countdown=delay),
+    )
+
+
 def relay_dlr(
     rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, index: int, attempt: int
 ) -> str:
