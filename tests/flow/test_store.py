@@ -293,3 +293,52 @@ def test_reports_are_kept_only_for_steps_that_relay(store: FlowStore) -> None:
         store.keep_report(flow_id, 0, "zixflow", DlrStatus.SENT, {"status": "sent"})
     assert store.redis.llen(keys.reports(flow_id)) == 100  # bounded per flow
     assert 0 < store.redis.ttl(keys.reports(flow_id)) <= 600
+
+
+def otp_flow(store: FlowStore, code: str = "482913", attempts: int = 3) -> str:
+    step = sms() | {"data": sms()["data"] | {"message": "Code {{code}}"}}
+    fallback = whatsapp() | {"data": whatsapp()["data"] | {"text": "Code {{code}}"}}
+    otp = {"length": 6, "ttl": 60, "max_attempts": attempts}
+    request = FlowRequest.parse({"messages": [step, fallback], "otp": otp})
+    flow_id = store.create("ws", request, code=code)
+    store.mark_enqueued(flow_id)
+    return flow_id
+
+
+def test_verify_counts_attempts_and_ends_the_flow(store: FlowStore) -> None:
+    flow_id = otp_flow(store)
+    sent(store, flow_id, 0, 30)
+    assert (store.verify(flow_id, "000000").kind, store.verify(flow_id, "111111").detail) == (
+        "wrong",
+        "1",
+    )
+    assert store.verify(flow_id, "482913").kind == "verified"
+    assert store.verify(flow_id, "482913").kind == "already_verified"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "verified"
+    assert [s.status for s in view.steps] == ["sent", "skipped"]
+    assert store.code_of(flow_id) is None
+
+
+def test_wrong_codes_lock_and_fail_a_running_flow(store: FlowStore) -> None:
+    flow_id = otp_flow(store, attempts=2)
+    sent(store, flow_id, 0, 30)
+    assert [store.verify(flow_id, "000000").kind for _ in range(2)] == ["wrong", "locked"]
+    assert store.verify(flow_id, "482913").kind == "locked"
+    view = store.get(flow_id)
+    assert view is not None and view.status == "failed" and view.reason == "verification_locked"
+    assert store.claim(flow_id, 1, 1, 30).kind == "flow_ended"
+
+
+def test_an_expired_code_cannot_be_verified(store: FlowStore, redis_client: redis.Redis) -> None:
+    flow_id = otp_flow(store)
+    redis_client.delete(keys.code(flow_id))  # what its ttl does
+    assert store.verify(flow_id, "482913").kind == "expired"
+
+
+def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
+    flow_id = otp_flow(store)
+    sent(store, flow_id, 0, 30)
+    store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow")
+    assert store.code_of(flow_id) == "482913"
+    assert store.verify(flow_id, "482913").kind == "verified"

@@ -205,13 +205,14 @@ def test_forged_reports_are_refused_and_change_nothing(system: System) -> None:
 
 @pytest.fixture(scope="module")
 def strict_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system that refuses webhooks to private addresses (the default)."""
+    """A system that refuses webhooks to private addresses (the default), with a low
+    per-workspace request rate."""
     running = start_system(
         Path(tmp_path_factory.mktemp("strict")),
         state_url="redis://127.0.0.1:6379/7",
         broker_url="redis://127.0.0.1:6379/8",
         workers=1,
-        env={"OTPFLOW_ALLOW_PRIVATE_WEBHOOKS": "false"},
+        env={"OTPFLOW_ALLOW_PRIVATE_WEBHOOKS": "false", "OTPFLOW_LIMITS__WORKSPACE_RPS": "5"},
     )
     yield running
     stop_system(running)
@@ -233,3 +234,17 @@ def test_webhook_to_loopback_is_refused_without_the_setting(strict_system: Syste
     (event,) = [e for e in system.flow(request_id).events if e["type"] == "webhook"]
     assert event["result"] == "refused" and "private" in event["reason"]
     assert system.webhooks.for_path("/switch") == []
+
+
+def test_a_workspace_over_its_request_rate_gets_429(strict_system: System) -> None:
+    system = strict_system
+    import time
+
+    time.sleep(1.1)  # a fresh second
+    body = {"messages": []}  # refused after the rate check: nothing is sent
+    codes = [api(system, "POST", "/v1/otpflow", json=body) for _ in range(8)]
+    assert [c.status_code for c in codes].count(400) == 5
+    limited = [c for c in codes if c.status_code == 429]
+    assert len(limited) == 3 and all(c.headers["Retry-After"] == "1" for c in limited)
+    other = api(system, "POST", "/v1/otpflow", OTHER_HEADERS, json=body)
+    assert other.status_code == 400, "another workspace has its own budget"
