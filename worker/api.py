@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import httpx
 import redis
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -138,6 +138,27 @@ class VerifyBody(BaseModel):
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
 
 
+def authenticated(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+    x_workspace_id: Annotated[str | None, Header()] = None,
+) -> str:
+    """The caller's workspace, if its key matches (compared in constant time); else 401."""
+    keys_by_workspace: dict[str, str] = request.app.state.api_keys
+    expected = keys_by_workspace.get(x_workspace_id or "")
+    if (
+        not x_api_key
+        or not x_workspace_id
+        or expected is None
+        or not hmac.compare_digest(expected.encode(), x_api_key.encode())
+    ):
+        raise ApiError(401, "missing or wrong x-api-key / x-workspace-id")
+    return x_workspace_id
+
+
+Workspace = Annotated[str, Depends(authenticated)]
+
+
 def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastAPI:
     """The API for one process; the client (Redis, broker) is built here unless given."""
     otp = client or OtpflowClient(settings)
@@ -161,6 +182,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         summary="Multi-channel OTP delivery with delivery-report driven fallback.",
         lifespan=lifespan,
     )
+    app.state.api_keys = dict(settings.api_keys)
 
     def openapi() -> dict[str, Any]:
         # parameter errors are answered with 400 (see below), never FastAPI's 422
@@ -198,16 +220,6 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
-    def workspace_of(api_key: str | None, workspace: str | None) -> str:
-        expected = settings.api_keys.get(workspace or "")
-        if (
-            not api_key
-            or expected is None
-            or not hmac.compare_digest(expected.encode(), api_key.encode())
-        ):
-            raise ApiError(401, "missing or wrong x-api-key / x-workspace-id")
-        return workspace  # type: ignore[return-value]
-
     async def json_body(request: Request) -> Any:
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
@@ -235,11 +247,9 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     )
     async def start_flow(
         request: Request,
-        x_api_key: Annotated[str | None, Header()] = None,
-        x_workspace_id: Annotated[str | None, Header()] = None,
+        workspace: Workspace,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> dict[str, Any]:
-        workspace = workspace_of(x_api_key, x_workspace_id)
         await run_in_threadpool(limit_workspace, workspace)
         raw = await json_body(request)
         try:
@@ -287,10 +297,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     )
     async def cancel_flow(
         request_id: str,
-        x_api_key: Annotated[str | None, Header()] = None,
-        x_workspace_id: Annotated[str | None, Header()] = None,
+        workspace: Workspace,
     ) -> dict[str, Any]:
-        workspace = workspace_of(x_api_key, x_workspace_id)
         await run_in_threadpool(own_flow, request_id, workspace)
         outcome = await run_in_threadpool(otp.cancel, request_id)
         if outcome.kind != "cancelled":
@@ -314,10 +322,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     async def verify_code(
         request_id: str,
         request: Request,
-        x_api_key: Annotated[str | None, Header()] = None,
-        x_workspace_id: Annotated[str | None, Header()] = None,
+        workspace: Workspace,
     ) -> dict[str, Any]:
-        workspace = workspace_of(x_api_key, x_workspace_id)
         try:
             body = VerifyBody.model_validate(await json_body(request))
         except ValidationError as exc:
@@ -349,10 +355,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     )
     async def get_flow(
         request_id: str,
-        x_api_key: Annotated[str | None, Header()] = None,
-        x_workspace_id: Annotated[str | None, Header()] = None,
+        workspace: Workspace,
     ) -> dict[str, Any]:
-        workspace = workspace_of(x_api_key, x_workspace_id)
         return flow_json(await run_in_threadpool(own_flow, request_id, workspace))
 
     @app.post(
