@@ -1,0 +1,200 @@
+"""OTPflow in a Django project: settings from Django, one shared client, JSON error replies.
+
+Settings come from the ``OTPFLOW`` dict in the Django settings, keys in any case and nested
+like the settings themselves::
+
+    OTPFLOW = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "BROKER_URL": "redis://127.0.0.1:6379/1",
+        "PROVIDERS": {"ZIXFLOW": {"API_KEY": "..."}},
+    }
+
+Without an ``OTPFLOW`` dict, ``OTPFLOW_*`` names in the Django settings are used
+(``OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY``), and as always the ``OTPFLOW_*`` environment fills
+whatever neither names. Nothing here touches ``django.conf.settings`` before the first call,
+so importing this module needs no configured Django.
+
+The client is built once per process (again after a fork), on first use, under a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+import redis
+from django.core.signals import setting_changed
+from django.http import JsonResponse
+from pydantic import BaseModel
+
+from otpflow.config.settings import Settings, load_settings
+from otpflow.flow.models import InvalidRequest
+from otpflow.flow.store import FlowView, Outcome
+from otpflow.producers.client import (
+    DEFAULT_WORKSPACE,
+    Conflict,
+    OtpflowClient,
+    RateLimited,
+    ServiceUnavailable,
+)
+
+__all__ = [
+    "cancel",
+    "error_response",
+    "flow_status",
+    "get_client",
+    "reset_client",
+    "send_otp",
+    "settings_from_django",
+    "verify",
+]
+
+SETTING = "OTPFLOW"
+PREFIX = "OTPFLOW_"
+
+_lock = threading.Lock()
+_client: OtpflowClient | None = None
+_client_pid: int | None = None
+
+
+def _lower_keys(values: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Field names in any case -> the model's own names; values of free-form dicts
+    (``api_keys``) are left as they are."""
+    result: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).lower()
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        if (
+            isinstance(value, Mapping)
+            and isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+        ):
+            value = _lower_keys(value, annotation)
+        result[name] = value
+    return result
+
+
+def _from_prefixed(django_settings: Any) -> dict[str, Any]:
+    """``OTPFLOW_LIMITS__RECIPIENT_FLOWS = 3`` -> ``{"limits": {"recipient_flows": 3}}``."""
+    nested: dict[str, Any] = {}
+    for name in dir(django_settings):
+        if not name.startswith(PREFIX) or name == PREFIX:
+            continue
+        parts = [part.lower() for part in name[len(PREFIX) :].split("__")]
+        target = nested
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = getattr(django_settings, name)
+    return nested
+
+
+def settings_from_django() -> Settings:
+    """OTPflow's settings as this Django project configures them."""
+    from django.conf import settings as django_settings
+
+    configured = getattr(django_settings, SETTING, None)
+    if configured is not None:
+        if not isinstance(configured, Mapping):
+            raise TypeError(f"settings.{SETTING} must be a dict, not {type(configured).__name__}")
+        overrides = _lower_keys(configured, Settings)
+    else:
+        overrides = _lower_keys(_from_prefixed(django_settings), Settings)
+    return load_settings(**overrides)
+
+
+def get_client() -> OtpflowClient:
+    """This process's client, built on first use."""
+    global _client, _client_pid
+    pid = os.getpid()
+    client = _client
+    if client is not None and _client_pid == pid:
+        return client
+    with _lock:
+        if _client is None or _client_pid != pid:
+            # a client inherited over fork shares sockets with the parent: build a new one
+            _client = OtpflowClient(settings_from_django())
+            _client_pid = pid
+        return _client
+
+
+def reset_client() -> None:
+    """Forget the client (settings changed, tests); the next call builds a new one."""
+    global _client, _client_pid
+    with _lock:
+        old, old_pid = _client, _client_pid
+        _client, _client_pid = None, None
+    if old is not None and old_pid == os.getpid():  # never close a parent's sockets
+        old.close()
+
+
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    if setting == SETTING or setting.startswith(PREFIX):
+        reset_client()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="otpflow.producers.django")
+
+
+def send_otp(
+    request: Mapping[str, Any],
+    workspace: str = DEFAULT_WORKSPACE,
+    idempotency_key: str | None = None,
+) -> str:
+    """Validate, store and enqueue a flow; its request id. Errors: see :func:`error_response`."""
+    return get_client().send(request, workspace, idempotency_key)
+
+
+def flow_status(request_id: str, workspace: str | None = None) -> FlowView | None:
+    """The flow, or None if it is unknown, expired, or (given ``workspace``) someone else's."""
+    view = get_client().status(request_id)
+    if view is not None and workspace is not None and view.workspace != workspace:
+        return None
+    return view
+
+
+def flow_json(view: FlowView) -> dict[str, Any]:
+    """A flow as plain JSON data: status, steps and timeline (no recipient, no text)."""
+    return asdict(view)
+
+
+def cancel(request_id: str) -> Outcome:
+    """End a flow now; ``kind`` is ``cancelled``, or says why not (``missing``, ...)."""
+    return _guard(get_client().cancel, request_id)
+
+
+def verify(request_id: str, code: str) -> Outcome:
+    """Check a typed code: ``verified``, ``wrong`` (detail: attempts left), ``locked``,
+    ``expired``, ``already_verified`` or ``missing``."""
+    return _guard(get_client().verify, request_id, code)
+
+
+def _guard(call: Callable[..., Outcome], *args: str) -> Outcome:
+    try:
+        return call(*args)
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+
+
+def error_response(exc: Exception) -> JsonResponse:
+    """The JSON reply for an OTPflow error, in the shape of OTPflow's own HTTP API.
+
+    InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with Retry-After,
+    Conflict -> 409, ServiceUnavailable -> 503. Anything else is re-raised.
+    """
+    if isinstance(exc, InvalidRequest):
+        errors = [{"field": error.path, "message": error.message} for error in exc.errors]
+        body = {"success": False, "message": f"invalid request: {exc}", "errors": errors}
+        return JsonResponse(body, status=400)
+    if isinstance(exc, RateLimited):
+        response = JsonResponse({"success": False, "message": str(exc)}, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, Conflict):
+        return JsonResponse({"success": False, "message": str(exc)}, status=409)
+    if isinstance(exc, ServiceUnavailable):
+        return JsonResponse({"success": False, "message": str(exc)}, status=503)
+    raise exc
