@@ -78,6 +78,10 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _watching: bool = False
 
     @property
     def api_url(self) -> str:
@@ -127,7 +131,27 @@ class Stack:
             start_new_session=True,
         )
         self.processes[name] = process
+        self._args[name] = args
         return process
+
+    def _supervise(self) -> None:
+        """Restart a worker that exits by itself, as a deployment's supervisor would
+        (docker-compose's ``restart: unless-stopped``). Celery 5.7 / kombu 5.7 workers can
+        die with "Unrecoverable error" when the broker connection drops mid-publish."""
+        if self._watching:
+            return
+        self._watching = True
+
+        def watch() -> None:
+            while self._watching:
+                with self._lock:
+                    for name, process in list(self.processes.items()):
+                        if name.startswith("worker") and process.poll() is not None:
+                            self.restarts[name] = self.restarts.get(name, 0) + 1
+                            self._spawn(name, *self._args[name])
+                time.sleep(0.5)
+
+        threading.Thread(target=watch, daemon=True).start()
 
     def start_simulator(self) -> None:
         self._spawn(
@@ -157,6 +181,7 @@ class Stack:
             "--hostname",
             f"{name}-{os.getpid()}@%h",
         )
+        self._supervise()
 
     def start_beat(self) -> None:
         self._spawn("beat", "beat")
@@ -212,7 +237,8 @@ class Stack:
                 raise RuntimeError(f"{name} exited with code {process.returncode}")
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        process = self.processes.pop(name)
+        with self._lock:  # taken away from the supervisor first: it must not come back
+            process = self.processes.pop(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
         try:
@@ -223,6 +249,7 @@ class Stack:
             return process.wait(5)
 
     def stop(self) -> None:
+        self._watching = False
         for name in list(self.processes):
             self.stop_process(name)
 
