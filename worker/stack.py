@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 SIM_API_KEY = "sim-key"
 SIM_WORKSPACE = "sim-workspace"
@@ -223,7 +224,11 @@ class Stack:
         try:
             while True:
                 self._raise_if_dead()
-                replies = app.control.ping(timeout=0.5) or []
+                try:
+                    replies = app.control.ping(timeout=0.5) or []
+                except (redis.RedisError, OSError, KombuOperationalError):
+                    # a broker still starting (or the embedded one) may refuse a broadcast
+                    replies = []
                 if len(replies) >= count:
                     return
                 if time.monotonic() > deadline:
