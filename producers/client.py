@@ -45,6 +45,23 @@ class Conflict(RuntimeError):
     """The request clashes with an earlier one (idempotency key, a flow still running)."""
 
 
+def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """``(body, status, headers)`` for a producer error, shaped like OTPflow's HTTP API:
+    InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with Retry-After,
+    Conflict -> 409, ServiceUnavailable -> 503. Anything else is re-raised."""
+    if isinstance(exc, InvalidRequest):
+        errors = [{"field": error.path, "message": error.message} for error in exc.errors]
+        return {"success": False, "message": f"invalid request: {exc}", "errors": errors}, 400, {}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        return {"success": False, "message": str(exc)}, 429, headers
+    if isinstance(exc, Conflict):
+        return {"success": False, "message": str(exc)}, 409, {}
+    if isinstance(exc, ServiceUnavailable):
+        return {"success": False, "message": str(exc)}, 503, {}
+    raise exc
+
+
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 
@@ -169,14 +186,20 @@ class OtpflowClient:
 
     def cancel(self, request_id: str) -> Outcome:
         """End a flow now: no step is sent after this."""
-        outcome = self.store.cancel(request_id)
+        try:
+            outcome = self.store.cancel(request_id)
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         if outcome.notify:
             self.notify_terminal(request_id)
         return outcome
 
     def verify(self, request_id: str, code: str) -> Outcome:
         """Check the code a person typed (constant time, attempts counted, expiry honoured)."""
-        outcome = self.store.verify(request_id, code)
+        try:
+            outcome = self.store.verify(request_id, code)
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         if outcome.notify:
             self.notify_terminal(request_id)
         return outcome

@@ -21,24 +21,20 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-import redis
 from django.core.signals import setting_changed
 from django.http import JsonResponse
 from pydantic import BaseModel
 
 from otpflow.config.settings import Settings, load_settings
-from otpflow.flow.models import InvalidRequest
 from otpflow.flow.store import FlowView, Outcome
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
-    Conflict,
     OtpflowClient,
-    RateLimited,
-    ServiceUnavailable,
+    error_reply,
 )
 
 __all__ = [
@@ -163,38 +159,20 @@ def flow_json(view: FlowView) -> dict[str, Any]:
 
 def cancel(request_id: str) -> Outcome:
     """End a flow now; ``kind`` is ``cancelled``, or says why not (``missing``, ...)."""
-    return _guard(get_client().cancel, request_id)
+    return get_client().cancel(request_id)
 
 
 def verify(request_id: str, code: str) -> Outcome:
     """Check a typed code: ``verified``, ``wrong`` (detail: attempts left), ``locked``,
     ``expired``, ``already_verified`` or ``missing``."""
-    return _guard(get_client().verify, request_id, code)
-
-
-def _guard(call: Callable[..., Outcome], *args: str) -> Outcome:
-    try:
-        return call(*args)
-    except redis.RedisError as exc:
-        raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+    return get_client().verify(request_id, code)
 
 
 def error_response(exc: Exception) -> JsonResponse:
-    """The JSON reply for an OTPflow error, in the shape of OTPflow's own HTTP API.
-
-    InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with Retry-After,
-    Conflict -> 409, ServiceUnavailable -> 503. Anything else is re-raised.
-    """
-    if isinstance(exc, InvalidRequest):
-        errors = [{"field": error.path, "message": error.message} for error in exc.errors]
-        body = {"success": False, "message": f"invalid request: {exc}", "errors": errors}
-        return JsonResponse(body, status=400)
-    if isinstance(exc, RateLimited):
-        response = JsonResponse({"success": False, "message": str(exc)}, status=429)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
-    if isinstance(exc, Conflict):
-        return JsonResponse({"success": False, "message": str(exc)}, status=409)
-    if isinstance(exc, ServiceUnavailable):
-        return JsonResponse({"success": False, "message": str(exc)}, status=503)
-    raise exc
+    """The JSON reply for an OTPflow error, in the shape of OTPflow's own HTTP API (see
+    ``error_reply``)."""
+    body, status, headers = error_reply(exc)
+    response = JsonResponse(body, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response

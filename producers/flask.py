@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import redis
 from flask import Flask, current_app
 
 from otpflow.config.settings import Settings, load_settings
-from otpflow.flow.models import FlowRequest, InvalidRequest
+from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowView, Outcome
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
-    Conflict,
     OtpflowClient,
-    RateLimited,
-    ServiceUnavailable,
+    error_reply,
 )
 
 __all__ = ["EXTENSION", "OTPflow", "error_response", "settings_from_config"]
@@ -166,33 +163,14 @@ class OTPflow:
 
     def cancel(self, request_id: str) -> Outcome:
         """End a flow now; ``kind`` is ``cancelled``, or says why not (``missing``, ...)."""
-        return _guard(self.client.cancel, request_id)
+        return self.client.cancel(request_id)
 
     def verify(self, request_id: str, code: str) -> Outcome:
         """Check a typed code: ``verified``, ``wrong`` (detail: attempts left), ``locked``,
         ``expired``, ``already_verified`` or ``missing``."""
-        return _guard(self.client.verify, request_id, code)
-
-
-def _guard(call: Callable[..., Outcome], *args: str) -> Outcome:
-    try:
-        return call(*args)
-    except redis.RedisError as exc:
-        raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+        return self.client.verify(request_id, code)
 
 
 def error_response(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """A Flask reply ``(body, status, headers)`` for an OTPflow error, shaped like OTPflow's
-    own HTTP API: InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with
-    Retry-After, Conflict -> 409, ServiceUnavailable -> 503. Anything else is re-raised."""
-    if isinstance(exc, InvalidRequest):
-        errors = [{"field": error.path, "message": error.message} for error in exc.errors]
-        body = {"success": False, "message": f"invalid request: {exc}", "errors": errors}
-        return body, 400, {}
-    if isinstance(exc, RateLimited):
-        return {"success": False, "message": str(exc)}, 429, {"Retry-After": str(exc.retry_after)}
-    if isinstance(exc, Conflict):
-        return {"success": False, "message": str(exc)}, 409, {}
-    if isinstance(exc, ServiceUnavailable):
-        return {"success": False, "message": str(exc)}, 503, {}
-    raise exc
+    """A Flask reply ``(body, status, headers)`` for an OTPflow error (see ``error_reply``)."""
+    return error_reply(exc)
