@@ -12,15 +12,19 @@ switches to WhatsApp, which the simulator delivers after 100 ms. Printed:
 Times come from one machine's clock (the store's Redis TIME and the simulator's time.time()).
 
     python benchmarks/flows.py --flows 1000 --workers 2
+    python benchmarks/flows.py --flows 400 --workers 2 --pool prefork --concurrency 4 \
+        --provider-ms 300    # a slow provider: where the pool choice shows
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,15 +32,16 @@ from typing import Any
 import httpx
 import redis
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack
 
-from common import sms_then_whatsapp, wait_ended
+from common import progress_bars, progress_console, sms_then_whatsapp, wait_ended
 
-console = Console()
+console = Console()  # the results, on stdout; progress goes to stderr
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -52,27 +57,53 @@ def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
 
 
 def submit(
-    client: OtpflowClient, bodies: list[dict[str, Any]], rate: float, producers: int
+    client: OtpflowClient,
+    bodies: list[dict[str, Any]],
+    rate: float,
+    producers: int,
+    progress: Progress,
 ) -> list[str]:
     """Send every flow: as fast as `producers` threads can, or paced at `rate` flows/s."""
+    bar = progress.add_task("submitting", total=len(bodies))
+
+    def send(body: dict[str, Any]) -> str:
+        flow_id = client.send(body, workspace="bench")
+        progress.advance(bar)  # thread safe
+        return flow_id
+
     if rate <= 0:
         with ThreadPoolExecutor(producers) as pool:
-            return list(pool.map(lambda body: client.send(body, workspace="bench"), bodies))
+            return list(pool.map(send, bodies))
     flow_ids = []
     start = time.monotonic()
     for index, body in enumerate(bodies):
         pause = start + index / rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        flow_ids.append(client.send(body, workspace="bench"))
+        flow_ids.append(send(body))
     return flow_ids
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), children included."""
+    """User + system CPU time of a process and its live descendants (a prefork pool's
+    children), plus its reaped children (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(value) for value in fields[11:15])
+    for child in _children(pid):
+        # a child that exited meanwhile is counted in its parent's reaped children
+        with contextlib.suppress(OSError):
+            ticks += round(cpu_seconds(child) * os.sysconf("SC_CLK_TCK"))
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,29 +112,41 @@ def run(args: argparse.Namespace) -> int:
         redis.Redis.from_url(url).flushdb()
     stack = Stack(redis_url=state_url, broker_url=broker_url, api_keys="bench:bench-key")
     with stack:
-        for index in range(args.workers):
-            stack.start_worker(f"worker{index + 1}", args.concurrency, args.pool)
-        stack.start_simulator()
-        stack.start_api()
-        stack.wait_ready()
+        with progress_console.status(
+            f"starting {args.workers} worker process(es), the simulator and the API"
+        ):
+            for index in range(args.workers):
+                stack.start_worker(f"worker{index + 1}", args.concurrency, args.pool)
+            stack.start_simulator()
+            stack.start_api()
+            stack.wait_ready()
         sim = httpx.Client(base_url=stack.sim_url, timeout=30)
         sim.post(
             "/_sim/rules",
             json={
                 "rules": [
-                    {"channel": "sms", "action": "never"},
-                    {"channel": "whatsapp", "action": "deliver", "delay_ms": 100},
+                    {"channel": "sms", "action": "never", "accept_delay_ms": args.provider_ms},
+                    {
+                        "channel": "whatsapp",
+                        "action": "deliver",
+                        "delay_ms": 100,
+                        "accept_delay_ms": args.provider_ms,
+                    },
                 ]
             },
         ).raise_for_status()
         client = OtpflowClient(Settings(redis_url=state_url, broker_url=broker_url))
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
 
-        started = time.time()
-        flow_ids = submit(client, [body for _, body in bodies], args.rate, args.producers)
-        submitted = time.time()
-
-        ended = wait_ended(client.redis, flow_ids, args.timeout + 60 + args.flows / 20, console)
+        with progress_bars() as progress:
+            started = time.time()
+            flow_ids = submit(
+                client, [body for _, body in bodies], args.rate, args.producers, progress
+            )
+            submitted = time.time()
+            ended = wait_ended(
+                client.redis, flow_ids, args.timeout + 60 + args.flows / 20, progress
+            )
         views = {flow_id: view for flow_id in ended if (view := client.status(flow_id))}
         requests = sim.get("/_sim/requests").json()["requests"]
         cpu = {name: cpu_seconds(process.pid) for name, process in stack.processes.items()}
@@ -113,11 +156,15 @@ def run(args: argparse.Namespace) -> int:
     }
     send_latency, switch_lag, ends = [], [], []
     delivered = 0
+    why_not: Counter[str] = Counter()
     for (to, _), flow_id in zip(bodies, flow_ids, strict=True):
         view = views.get(flow_id)
         if view is None:
             continue
         delivered += view.status == "delivered"
+        if view.status != "delivered":
+            last = view.steps[-1]
+            why_not[f"{view.status}: {last.channel} {last.status} {last.reason or ''}"] += 1
         ends.append(view.ended_at or view.updated_at)
         sms_at = by_recipient.get((to, "sms"))
         whatsapp_at = by_recipient.get((to, "whatsapp"))
@@ -130,12 +177,15 @@ def run(args: argparse.Namespace) -> int:
     duration = (max(ends) - started) if ends else float("nan")
     table = Table(
         title=f"{args.flows} flows, {args.workers} worker process(es) x "
-        f"{args.concurrency} {args.pool}, SMS timeout {args.timeout} s"
+        f"{args.concurrency} {args.pool}, SMS timeout {args.timeout} s, "
+        f"provider answers in {args.provider_ms} ms"
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("submitted in", f"{submitted - started:.2f} s")
     table.add_row("ended / delivered", f"{len(views)} / {delivered}")
+    if why_not:
+        table.add_row("not delivered", ", ".join(f"{n} {why}" for why, n in why_not.items()))
     table.add_row("completed flows/s", f"{len(views) / duration:.1f}")
     table.add_row(
         "send latency p50 / p99",
@@ -161,8 +211,14 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
-    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument("--timeout", type=int, default=2, help="SMS step timeout (s)")
+    parser.add_argument(
+        "--provider-ms",
+        type=int,
+        default=0,
+        help="how long the provider takes to answer each send (I/O-bound sends)",
+    )
     parser.add_argument("--producers", type=int, default=8, help="threads submitting flows")
     parser.add_argument(
         "--rate",

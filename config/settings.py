@@ -2,7 +2,8 @@
 
 Every setting is an environment variable with the prefix ``OTPFLOW_``; nested settings use
 ``__`` (``OTPFLOW_PROVIDERS__ZIXFLOW__API_KEY``). A ``.env`` file in the working directory is
-read too. The README's settings table lists them all; keep the two in step.
+read too. The README's settings table and ``config/.env.example`` list them all; tests keep the
+three in step.
 
 Code below the edge never reads the environment: the CLI, the Celery app module and the API
 factory call :func:`load_settings` once and pass the object (or a part of it) down.
@@ -178,6 +179,14 @@ class Settings(BaseSettings):
     task_events: bool = Field(
         default=True, description="Workers send task events (Flower's task list needs them)."
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        # an empty HMAC key would let anyone forge DLR tokens and webhook signatures
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty: set a long random string")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

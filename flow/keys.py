@@ -66,5 +66,10 @@ def deadlines() -> str:
     return f"{PREFIX}:deadlines"
 
 
+def metrics() -> str:
+    """Hash: every counter and histogram bucket, shared by all processes (see flow.metrics)."""
+    return f"{PREFIX}:metrics"
+
+
 def flow_keys(flow_id: str) -> list[str]:
     return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id), code(flow_id)]

@@ -22,7 +22,7 @@ from redis import Redis
 from redis.typing import EncodableT, FieldT
 
 from otpflow.config.settings import Limits
-from otpflow.flow import keys
+from otpflow.flow import keys, metrics
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
     DLR_EVENTS,
@@ -37,6 +37,7 @@ from otpflow.flow.states import (
 _PRELUDE = (
     lua_table("STEP", STEP_TRANSITIONS)
     + lua_table("FLOW", FLOW_TRANSITIONS)
+    + metrics.lua_prelude()
     + """
 local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FLOW_ID = ARGV[1]
@@ -63,10 +64,17 @@ local function step_to(i, ev)
 end
 
 local function flow_to(ev)
-  local target = FLOW[(get('status') or '') .. '|' .. ev]
+  local before = get('status') or ''
+  local target = FLOW[before .. '|' .. ev]
   if target then
     redis.call('HSET', FLOW_KEY, 'status', target, 'updated_at', NOW)
-    if target ~= 'in_progress' then redis.call('HSET', FLOW_KEY, 'ended_at', NOW) end
+    if target ~= 'in_progress' then
+      redis.call('HSET', FLOW_KEY, 'ended_at', NOW)
+      -- counted once, at the first end (delivered then verified is one delivered flow)
+      if before == 'queued' or before == 'in_progress' then
+        count('flows_ended|outcome=' .. target)
+      end
+    end
   end
   return target
 end
@@ -112,6 +120,8 @@ local function advance(i, reason)
     set_deadline(i + 1, NOW)
     event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
            reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
+    count('channel_switches|from_channel=' .. sget(i, 'channel') .. '|to_channel='
+          .. sget(i + 1, 'channel') .. '|reason=' .. reason)
     return {'switched', tostring(i + 1), get('webhook') or '0'}
   end
   flow_to('exhaust')
@@ -189,6 +199,15 @@ redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1)
 if last == dlr then return {'duplicate', ''} end
 sset(i, 'dlr', dlr)
 sset(i, 'dlr_at', NOW)
+local sent_at = tonumber(sget(i, 'accepted_at') or sget(i, 'claimed_at'))
+if step_event ~= '' and not sget(i, 'final_dlr_at') and sent_at then
+  -- the first final report of the step, on time or late, is its delivery latency
+  sset(i, 'final_dlr_at', NOW)
+  local outcome = 'failed'
+  if step_event == 'dlr_delivered' then outcome = 'delivered' end
+  observe_latency('channel=' .. sget(i, 'channel') .. '|provider=' .. provider
+                  .. '|outcome=' .. outcome, math.max(NOW - sent_at, 0))
+end
 local flow_status = get('status')
 local ev = {type = 'dlr', step = i, channel = sget(i, 'channel'), provider = provider, status = dlr}
 if step_event == '' then
@@ -259,7 +278,13 @@ if i == 0 and get('enqueued') ~= '1' then
   redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports', FLOW_KEY .. ':code')
   return {'discarded', ''}
 end
-return {'resend', ''}
+-- Its send was lost with a killed worker, or is only queued behind a backlog: the claim makes a
+-- resend safe either way. Each resend doubles the wait before the next, so a backlog is fed a
+-- few duplicates per step, not one per sweep (which would grow the backlog it waits behind).
+local resends = redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':resends', 1)
+local wait = math.min(tonumber(ARGV[4]) * 2 ^ (resends - 1), tonumber(ARGV[5]))
+redis.call('ZADD', DEADLINES_KEY, NOW + wait, FLOW_ID .. ':' .. i)
+return {'resend', tostring(resends)}
 """
 
 _VERIFY_ATTEMPT = """
@@ -279,6 +304,7 @@ _VERIFIED = """
 if not flow_to('verify') then return {'ignored', get('status')} end
 redis.call('DEL', FLOW_KEY .. ':code')
 close_steps()
+count('verifications|result=verified')
 event({type = 'flow_verified'})
 return ended('verified', '')
 """
@@ -286,7 +312,11 @@ return ended('verified', '')
 _WRONG_CODE = """
 local left = tonumber(get('otp_attempts_left'))
 event({type = 'verify_failed', attempts_left = math.max(left, 0)})
-if left > 0 then return {'wrong', tostring(left)} end
+if left > 0 then
+  count('verifications|result=wrong_code')
+  return {'wrong', tostring(left)}
+end
+count('verifications|result=locked')
 -- out of attempts: the code is gone, and no further channel sends it
 redis.call('DEL', FLOW_KEY .. ':code')
 redis.call('HSET', FLOW_KEY, 'otp_locked', 1)
@@ -573,7 +603,10 @@ class FlowStore:
         Until then no step can be claimed, and the sweeper discards a flow left unmarked (its
         producer answered 503), so a flow is sent if and only if its caller was told yes.
         """
-        self.redis.hset(keys.flow(flow_id), "enqueued", 1)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.flow(flow_id), "enqueued", 1)
+        metrics.incr_in(pipe, "flows_started")
+        pipe.execute()
 
     def delete(self, flow_id: str) -> None:
         """Remove a flow that could not be enqueued, so nothing stays half-stored."""
@@ -589,6 +622,7 @@ class FlowStore:
                 keys.events(flow_id),
                 keys.deadlines(),
                 keys.request(flow_id),
+                keys.metrics(),
             ],
             args=[flow_id, self.ttl_seconds, *args],
         )
@@ -659,10 +693,16 @@ class FlowStore:
             found.append((flow_id, int(step)))
         return found
 
-    def recover(self, flow_id: str, step: int) -> Outcome:
-        """For an overdue step: ``resend`` (never claimed), ``check`` (decide it now),
-        ``discarded`` (never accepted), ``stale`` or ``missing`` (nothing to do)."""
-        outcome = self._run("recover", flow_id, step)
+    def recover(
+        self, flow_id: str, step: int, resend_wait: float, max_resend_wait: float
+    ) -> Outcome:
+        """For an overdue step: ``resend`` (never claimed; detail: how many times now),
+        ``check`` (decide it now), ``discarded`` (never accepted), ``stale`` or ``missing``
+        (nothing to do).
+
+        A resent step is due again after ``resend_wait`` seconds, doubling with every resend
+        up to ``max_resend_wait``."""
+        outcome = self._run("recover", flow_id, step, resend_wait, max_resend_wait)
         if outcome.kind == "missing":
             self.redis.zrem(keys.deadlines(), f"{flow_id}:{step}")
         return outcome

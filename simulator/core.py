@@ -25,6 +25,10 @@ from starlette.requests import Request
 from .outcomes import Rule, RuleBook
 
 POSTBACK_RETRY_SECONDS = 1.0  # first retry of a failed postback; doubles each time
+# Postbacks in flight at once. httpcore's pool scans its whole queue for every request it
+# assigns, so a thousand queued postbacks cost quadratic CPU; waiting on a semaphore first
+# keeps that queue short.
+POSTBACK_CONCURRENCY = 50
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class SimState:
         self.messages: dict[str, Message] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.client: httpx.AsyncClient | None = None
+        self.postback_slots = asyncio.Semaphore(POSTBACK_CONCURRENCY)
         self.smtp_port: int | None = None  # the bound SMTP port while the SMTP server runs
         self._seq = itertools.count(1)
         # the JSON gateway's integer message ids; never reset, so they stay unique
@@ -146,7 +151,8 @@ class SimState:
             try:
                 if self.client is None:
                     raise RuntimeError("HTTP client not started (app lifespan not running)")
-                resp = await self.client.post(url, json=body)
+                async with self.postback_slots:
+                    resp = await self.client.post(url, json=body)
                 record["response_status"] = resp.status_code
             except Exception as exc:  # recorded; retried below
                 record["error"] = f"{type(exc).__name__}: {exc}"

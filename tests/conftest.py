@@ -12,7 +12,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-TEST_REDIS_URL = os.environ.get("OTPFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# OTPFLOW_TEST_REDIS moves every test database to another server (one per concurrent test run)
+TEST_REDIS_URL = os.environ.get(
+    "OTPFLOW_TEST_REDIS_URL", os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379") + "/15"
+)
 
 
 @pytest.fixture

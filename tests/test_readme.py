@@ -1,4 +1,4 @@
-"""The README's settings table lists every setting, and nothing that is not one."""
+"""The README stays true: its settings and metrics tables match the code."""
 
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def test_readme_gives_the_test_command_ci_runs() -> None:
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "python -m pytest" in README
     assert "python3 -m pytest" in ci
+
+
+def test_metrics_table_lists_every_metric() -> None:
+    from otpflow.flow.metrics import METRICS
+
+    table = set(re.findall(r"^\| `otpflow_([a-z_]+?)(?:_total)?` ", README, flags=re.MULTILINE))
+    assert table == set(METRICS)

@@ -20,15 +20,17 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
+from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.store import FlowView
 from otpflow.producers.client import Conflict, OtpflowClient, RateLimited, ServiceUnavailable
 from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
+from otpflow.worker.metrics import CONTENT_TYPE, render
 from otpflow.worker.providers import build_providers
 from otpflow.worker.webhooks import iso
 
@@ -404,6 +406,23 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()},
         }
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    metrics = Metrics(otp.store.redis)
+
+    # Unauthenticated, like every Prometheus target: counts only, no flow or caller data.
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of every process (kept in Redis)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}}},
+    )
+    async def prometheus_metrics() -> Response:
+        try:
+            body = await run_in_threadpool(render, metrics)
+        except redis.RedisError as exc:
+            raise ApiError(503, "flow store (Redis) is unreachable") from exc
+        return Response(body, media_type=CONTENT_TYPE)
 
     return app
 

@@ -14,11 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.text import Text
 
 from otpflow.config.settings import Settings
+from otpflow.flow.store import FlowView
 from otpflow.worker.stack import EmbeddedRedis, Stack, free_port, redis_answers
-from otpflow.worker.timeline import print_event, print_flow
+from otpflow.worker.timeline import event_line, steps_table, summary
 
 DEMO_RECIPIENT = "919876543210"
 
@@ -87,7 +90,7 @@ def run_demo(console: Console, settings: Settings, timeout: float = 60.0) -> int
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
     if redis_answers(redis_url):
-        console.print(f"Using Redis at [b]{redis_url}[/]")
+        console.print(Text.assemble("Using Redis at ", (redis_url, "bold")))
     else:
         embedded = EmbeddedRedis()
         redis_url = embedded.url
@@ -96,15 +99,19 @@ def run_demo(console: Console, settings: Settings, timeout: float = 60.0) -> int
     stack = Stack(redis_url=redis_url, api_keys="demo:demo-key")
     try:
         console.print("Starting simulator, API and worker ...")
-        stack.start(workers=1, concurrency=8)
+        with console.status("waiting for the simulator, the API and a worker to answer"):
+            stack.start(workers=1, concurrency=8)
         httpx.post(f"{stack.sim_url}/_sim/rules", json={"rules": DEMO_RULES}).raise_for_status()
         flow = DEMO_FLOW | {"webhookurl": f"http://127.0.0.1:{sink.port}/otp-switch"}
         headers = {"x-api-key": "demo-key", "x-workspace-id": "demo"}
         reply = httpx.post(f"{stack.api_url}/v1/otpflow", json=flow, headers=headers)
         reply.raise_for_status()
         request_id = reply.json()["request_id"]
-        console.print(f"Sent flow [b]{request_id}[/]: SMS (will fail), then WhatsApp")
-        return _follow(console, stack, request_id, headers, sink, timeout)
+        console.print(
+            Text.assemble("Sent flow ", (request_id, "bold"), ": SMS (will fail), then WhatsApp")
+        )
+        console.print()
+        return _follow(console, stack, request_id, sink, timeout)
     finally:
         stack.stop()
         sink.stop()
@@ -113,39 +120,45 @@ def run_demo(console: Console, settings: Settings, timeout: float = 60.0) -> int
         console.print("Stopped every process the demo started.")
 
 
+def _live_view(view: FlowView) -> RenderableType:
+    return Group(Text(), summary(view), steps_table(view))
+
+
 def _follow(
-    console: Console,
-    stack: Stack,
-    request_id: str,
-    headers: dict[str, str],
-    sink: _WebhookSink,
-    timeout: float,
+    console: Console, stack: Stack, request_id: str, sink: _WebhookSink, timeout: float
 ) -> int:
+    """Print each event as it arrives, with the steps table redrawn live below them, until
+    the flow has ended and its switch webhook has been delivered."""
     from otpflow.producers import OtpflowClient
 
     shown = 0
+    ended: FlowView | None = None
     deadline = time.monotonic() + timeout
     client = OtpflowClient(Settings(redis_url=stack.redis_url))
     try:
-        while time.monotonic() < deadline:
-            view = client.status(request_id)
-            assert view is not None
-            for event in view.events[shown:]:
-                print_event(console, event, view.created_at)
-            shown = len(view.events)
-            webhooks_done = any(e["type"] == "webhook" for e in view.events)
-            if view.terminal and webhooks_done:
-                console.print()
-                print_flow(console, view, events=False)
-                for body in sink.received:
-                    console.print(
-                        f"Webhook received: {body['event']} "
-                        f"{body['from']['channel']} -> {body['to']['channel']}, "
-                        f"callbackData={body['callbackData']!r}"
-                    )
-                return 0 if view.status == "delivered" else 1
-            time.sleep(0.1)
+        with Live(console=console, auto_refresh=False) as live:
+            while ended is None and time.monotonic() < deadline:
+                view = client.status(request_id)
+                assert view is not None
+                for event in view.events[shown:]:
+                    live.console.print(event_line(event, view.created_at))
+                shown = len(view.events)
+                live.update(_live_view(view), refresh=True)
+                if view.terminal and any(e["type"] == "webhook" for e in view.events):
+                    ended = view
+                else:
+                    time.sleep(0.1)
     finally:
         client.close()
-    console.print(f"[red]The flow did not finish within {timeout:.0f} s.[/]")
-    return 1
+    if ended is None:
+        console.print(f"[red]The flow did not finish within {timeout:.0f} s.[/]")
+        return 1
+    console.print()
+    for body in sink.received:
+        console.print(
+            f"Webhook received: {body['event']} "
+            f"{body['from']['channel']} -> {body['to']['channel']}, "
+            f"callbackData={body['callbackData']!r}",
+            highlight=False,
+        )
+    return 0 if ended.status == "delivered" else 1

@@ -11,6 +11,7 @@ from redis import Redis
 
 from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.config.settings import Settings
+from otpflow.flow.metrics import Metrics
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
 from otpflow.worker.signing import dlr_token
@@ -37,6 +38,10 @@ class Runtime:
     @cached_property
     def store(self) -> FlowStore:
         return FlowStore(self.redis, self.settings.flow_ttl_seconds)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.redis)
 
     @cached_property
     def http(self) -> httpx.Client:

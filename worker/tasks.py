@@ -28,7 +28,9 @@ from otpflow.config.celery import (
     SEND_STEP,
     SWEEP,
 )
+from otpflow.flow.models import Step
 from otpflow.flow.states import DlrStatus
+from otpflow.worker.providers import Provider
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
@@ -45,6 +47,8 @@ BACKOFF_MAX_SECONDS = 8.0
 NOT_ENQUEUED_RETRY = 0.2
 SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 20
+# a step resent again and again is queued behind a backlog, not lost: resend it rarely
+MAX_RESEND_WAIT_SECONDS = 120.0
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -91,7 +95,7 @@ def send_step(
         return "no_provider"
     provider = providers[provider_index]
     try:
-        message_id = provider.send(spec, rt.callback(provider.name, flow_id, step))
+        message_id = _send_counted(rt, provider, spec, flow_id, step)
     except AmbiguousSend as exc:
         # the provider may have the message: at most once, so the next channel covers it
         rt.store.send_error(flow_id, step, provider.name, exc.reason)
@@ -118,6 +122,18 @@ def send_step(
     if outcome.kind == "sent":
         enqueue.check(flow_id, step, countdown=spec.timeout)
     return outcome.kind
+
+
+def _send_counted(rt: Runtime, provider: Provider, spec: Step, flow_id: str, step: int) -> str:
+    """One provider call, counted by what the provider answered."""
+    labels = {"provider": provider.name, "channel": spec.channel}
+    try:
+        message_id = provider.send(spec, rt.callback(provider.name, flow_id, step))
+    except ProviderError as exc:
+        rt.metrics.incr("provider_sends", **labels, result=exc.kind)
+        raise
+    rt.metrics.incr("provider_sends", **labels, result="accepted")
+    return message_id
 
 
 def _after_failed_attempt(
@@ -181,7 +197,7 @@ def sweep(rt: Runtime, enqueue: Enqueue) -> Counter[str]:
     for _ in range(SWEEP_MAX_BATCHES):
         batch = rt.store.due(grace, lease, SWEEP_BATCH)
         for flow_id, step in batch:
-            decision = rt.store.recover(flow_id, step)
+            decision = rt.store.recover(flow_id, step, lease, MAX_RESEND_WAIT_SECONDS)
             if decision.kind == "resend":
                 enqueue.send(flow_id, step)
                 done["resent"] += 1

@@ -176,6 +176,21 @@ def deliver(
     ``OTPFLOW_WEBHOOK_MAX_ATTEMPTS``, and put every outcome on the flow's timeline."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     record = record | {"attempt": attempt}
+    result = _post(rt, flow_id, url, body, event_id, record, attempt, retry)
+    rt.metrics.incr("webhook_deliveries", event=record.get("event", record["type"]), result=result)
+    return result
+
+
+def _post(
+    rt: Runtime,
+    flow_id: str,
+    url: str,
+    body: bytes,
+    event_id: str,
+    record: dict[str, Any],
+    attempt: int,
+    retry: Callable[[float], None],
+) -> str:
     try:
         check_destination(url, rt.settings.allow_private_webhooks)
         timestamp = int(time.time())

@@ -3,6 +3,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from pydantic import ValidationError
 
 from otpflow.config.settings import InsecureDefaultWarning, load_settings
 
@@ -56,4 +57,10 @@ def test_development_defaults_warn_loudly() -> None:
 def test_bad_api_keys_are_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTPFLOW_API_KEYS", "no-colon-here")
     with pytest.raises(ValueError, match="OTPFLOW_API_KEYS"):
+        load_settings()
+
+
+def test_an_empty_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTPFLOW_SECRET", " ")
+    with pytest.raises(ValidationError, match="secret"):
         load_settings()

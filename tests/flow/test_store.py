@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from otpflow.flow import keys
+from otpflow.flow import keys, metrics
+from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus
 from otpflow.flow.store import FlowStore
@@ -212,7 +213,8 @@ def test_transitions_on_an_unknown_flow_create_nothing(
 def test_delete_removes_everything(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = new_flow(store, sms())
     store.delete(flow_id)
-    assert redis_client.keys("*") == []
+    # only the shared counters stay (the flow was counted as started)
+    assert redis_client.keys("*") == [keys.metrics().encode()]
 
 
 def test_no_step_is_claimed_before_the_producer_marks_the_flow(store: FlowStore) -> None:
@@ -235,20 +237,37 @@ def test_due_leases_overdue_entries(store: FlowStore, redis_client: redis.Redis)
 
 def test_recover_decides_per_step_state(store: FlowStore, redis_client: redis.Redis) -> None:
     pending = new_flow(store, sms(), whatsapp())
-    assert store.recover(pending, 0).kind == "resend"
+    assert store.recover(pending, 0, 5, 60).kind == "resend"
     sent(store, pending, 0, 30)
-    assert store.recover(pending, 0).kind == "check"
-    assert store.recover(pending, 1).kind == "stale"
+    assert store.recover(pending, 0, 5, 60).kind == "check"
+    assert store.recover(pending, 1, 5, 60).kind == "stale"
     store.record_dlr(pending, 0, DlrStatus.DELIVERED, "zixflow")
-    assert store.recover(pending, 0).kind == "stale"
-    assert store.recover("gone", 0).kind == "missing"
+    assert store.recover(pending, 0, 5, 60).kind == "stale"
+    assert store.recover("gone", 0, 5, 60).kind == "missing"
+
+
+def test_each_resend_of_a_step_waits_twice_as_long(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = new_flow(store, sms())
+    waits = []
+    for expected in ("1", "2", "3", "4", "5"):
+        before = time.time()
+        outcome = store.recover(flow_id, 0, 5, 60)
+        assert (outcome.kind, outcome.detail) == ("resend", expected)
+        score = redis_client.zscore(keys.deadlines(), f"{flow_id}:0")
+        assert score is not None
+        waits.append(round(score - before))
+    # a backlog gets a few duplicates per step, never one per sweep
+    assert waits == [5, 10, 20, 40, 60]
+    assert store.due(grace_seconds=0, lease_seconds=60, limit=10) == []
 
 
 def test_recover_discards_a_flow_its_producer_never_confirmed(
     store: FlowStore, redis_client: redis.Redis
 ) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
-    assert store.recover(flow_id, 0).kind == "discarded"
+    assert store.recover(flow_id, 0, 5, 60).kind == "discarded"
     assert redis_client.keys("otpflow:flow:*") == []
     assert redis_client.zcard(keys.deadlines()) == 0
 
@@ -342,3 +361,112 @@ def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
     store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow")
     assert store.code_of(flow_id) == "482913"
     assert store.verify(flow_id, "482913").kind == "verified"
+
+
+# Transitions count themselves (flow.metrics): once per transition, whoever races.
+
+
+def counters(redis_client: redis.Redis) -> dict[str, float]:
+    return Metrics(redis_client).read()
+
+
+def latency_observations(values: dict[str, float], **labels: str) -> float:
+    prefix = metrics.field("dlr_latency_seconds", **labels) + "|le="
+    return sum(v for k, v in values.items() if k.startswith(prefix))
+
+
+def test_a_switch_and_a_delivery_are_counted_once(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = new_flow(store, sms(), whatsapp())
+    sent(store, flow_id, 0, 30)
+    assert store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind == "failed"
+    assert store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind == "duplicate"
+    assert store.check(flow_id, 0).kind == "switched"
+    assert store.check(flow_id, 0).kind == "moved_on"
+    sent(store, flow_id, 1, 30)
+    with ThreadPoolExecutor(8) as pool:
+        kinds = list(
+            pool.map(
+                lambda _: store.record_dlr(flow_id, 1, DlrStatus.DELIVERED, "zixflow").kind,
+                range(16),
+            )
+        )
+    assert kinds.count("delivered") == 1
+    values = counters(redis_client)
+    assert values[metrics.field("flows_started")] == 1
+    assert values[metrics.field("flows_ended", outcome="delivered")] == 1
+    switch = metrics.field(
+        "channel_switches", from_channel="sms", to_channel="whatsapp", reason="dlr_undelivered"
+    )
+    assert values[switch] == 1
+    sms_failed = {"channel": "sms", "provider": "zixflow", "outcome": "failed"}
+    wa_delivered = {"channel": "whatsapp", "provider": "zixflow", "outcome": "delivered"}
+    assert latency_observations(values, **sms_failed) == 1
+    assert latency_observations(values, **wa_delivered) == 1
+    assert values[metrics.field("dlr_latency_seconds_sum", **wa_delivered)] >= 0
+
+
+def test_a_timed_out_flow_counts_its_switch_its_failure_and_one_late_report(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = new_flow(store, sms(0), whatsapp(0))
+    sent(store, flow_id, 0, 0)
+    assert store.check(flow_id, 0).kind == "switched"
+    sent(store, flow_id, 1, 0)
+    assert store.check(flow_id, 1).kind == "exhausted"
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "late"
+    assert store.record_dlr(flow_id, 0, DlrStatus.FAILED, "zixflow").kind == "late"
+    values = counters(redis_client)
+    assert values[metrics.field("flows_ended", outcome="failed")] == 1
+    assert metrics.field("flows_ended", outcome="delivered") not in values
+    timeout = metrics.field(
+        "channel_switches", from_channel="sms", to_channel="whatsapp", reason="timeout"
+    )
+    assert values[timeout] == 1
+    # the first final report of a step is its latency, even late; the second is not
+    late = {"channel": "sms", "provider": "zixflow", "outcome": "delivered"}
+    assert latency_observations(values, **late) == 1
+    assert latency_observations(values, channel="sms", provider="zixflow", outcome="failed") == 0
+
+
+def test_delivered_then_verified_is_one_ended_flow(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = otp_flow(store)
+    sent(store, flow_id, 0, 30)
+    assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "delivered"
+    assert store.verify(flow_id, "000000").kind == "wrong"
+    assert store.verify(flow_id, "482913").kind == "verified"
+    assert store.cancel(flow_id).kind == "ignored"
+    values = counters(redis_client)
+    assert values[metrics.field("flows_ended", outcome="delivered")] == 1
+    assert metrics.field("flows_ended", outcome="verified") not in values
+    assert values[metrics.field("verifications", result="wrong_code")] == 1
+    assert values[metrics.field("verifications", result="verified")] == 1
+
+
+def test_every_counted_field_has_its_metrics_declared_labels(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    delivered, timed_out, cancelled = (new_flow(store, sms(0), whatsapp()) for _ in range(3))
+    sent(store, delivered, 0, 30)
+    store.record_dlr(delivered, 0, DlrStatus.DELIVERED, "zixflow")
+    sent(store, timed_out, 0, 0)
+    store.check(timed_out, 0)
+    store.cancel(cancelled)
+    locked = otp_flow(store, attempts=1)
+    store.verify(locked, "000000")
+    values = counters(redis_client)
+    assert len(values) >= 8
+    for raw in values:
+        name, labels = metrics.parse_field(raw)
+        spec = metrics.METRICS[name.removesuffix("_sum")]
+        expected = list(spec.labels) + (
+            ["le"] if spec.kind == "histogram" and name == name.removesuffix("_sum") else []
+        )
+        assert list(labels) == expected, raw
+    assert values[metrics.field("flows_ended", outcome="cancelled")] == 1
+    assert values[metrics.field("flows_ended", outcome="failed")] == 1
+    assert values[metrics.field("verifications", result="locked")] == 1
+    assert 0 < redis_client.ttl(keys.metrics()) <= metrics.METRICS_TTL_SECONDS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BROKER_URL, RABBITMQ_URL, System, start_system, stop_system
+from harness import BROKER_URL, RABBITMQ_URL, REDIS_HOST, System, start_system, stop_system
 
 
 def _log_dir(factory: pytest.TempPathFactory, name: str) -> Path:
@@ -28,6 +28,19 @@ EMAIL_BY_SMTP = {
 def redis_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     running = start_system(
         _log_dir(tmp_path_factory, "redis-broker"), broker_url=BROKER_URL, env=EMAIL_BY_SMTP
+    )
+    yield running
+    stop_system(running)
+
+
+@pytest.fixture(scope="session")
+def observed_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A system of its own, for tests that read totals (metrics, Flower): no other test's
+    flows are in flight on it."""
+    running = start_system(
+        _log_dir(tmp_path_factory, "observed"),
+        state_url=f"{REDIS_HOST}/3",
+        broker_url=f"{REDIS_HOST}/4",
     )
     yield running
     stop_system(running)

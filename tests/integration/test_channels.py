@@ -24,7 +24,15 @@ from otpflow.worker.stack import (
     free_port,
 )
 
-from harness import System, recipient, sms_step, start_system, stop_system, whatsapp_step
+from harness import (
+    REDIS_HOST,
+    System,
+    recipient,
+    sms_step,
+    start_system,
+    stop_system,
+    whatsapp_step,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -260,8 +268,8 @@ def failover_system(
     down = AlwaysDown()
     running = start_system(
         Path(tmp_path_factory.mktemp("failover")),
-        state_url="redis://127.0.0.1:6379/7",
-        broker_url="redis://127.0.0.1:6379/8",
+        state_url=f"{REDIS_HOST}/7",
+        broker_url=f"{REDIS_HOST}/8",
         workers=1,
         env={
             "OTPFLOW_ROUTES__SMS": "zixflow,messageflow",

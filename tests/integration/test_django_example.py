@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from harness import System, recipient, start_system, stop_system
+from harness import REDIS_HOST, System, recipient, start_system, stop_system
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "django_app"
-STATE_URL = "redis://127.0.0.1:6379/10"
-BROKER_URL = "redis://127.0.0.1:6379/11"
+STATE_URL = f"{REDIS_HOST}/10"
+BROKER_URL = f"{REDIS_HOST}/11"
 
 
 class DjangoExample:

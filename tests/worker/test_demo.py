@@ -12,6 +12,8 @@ import pytest
 
 from otpflow.worker.stack import free_port
 
+from harness import REDIS_HOST
+
 pytestmark = pytest.mark.integration
 
 
@@ -32,9 +34,7 @@ def processes_with(marker: str) -> list[int]:
 @pytest.mark.parametrize("redis", ["embedded", "real"])
 def test_demo_runs_the_flow_and_leaves_no_process(redis: str) -> None:
     marker = str(uuid.uuid4())
-    url = (
-        f"redis://127.0.0.1:{free_port()}/0" if redis == "embedded" else "redis://127.0.0.1:6379/9"
-    )
+    url = f"redis://127.0.0.1:{free_port()}/0" if redis == "embedded" else f"{REDIS_HOST}/9"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
     env |= {"OTPFLOW_REDIS_URL": url, "DEMO_TEST_MARK": marker, "COLUMNS": "120"}
     result = subprocess.run(

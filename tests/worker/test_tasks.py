@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from otpflow.config.settings import Settings
+from otpflow.flow import metrics
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.worker import tasks
 from otpflow.worker.providers.base import Callback, DeliveryReport
@@ -315,3 +316,29 @@ def test_acceptance_that_is_final_delivers_the_step(
     assert enqueue.calls == []  # nothing left to wait for
     view = rt.store.get(flow_id)
     assert view is not None and view.status == "delivered" and view.steps[0].status == "delivered"
+
+
+def test_provider_sends_are_counted_by_what_the_provider_answered(
+    redis_client: redis.Redis, enqueue: RecordingEnqueue
+) -> None:
+    p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "500"), ProviderRejected("p1", "no")])
+    p2 = ScriptedProvider("p2", ["msg-2", AmbiguousSend("p2", "read timeout")])
+    rt = runtime(redis_client, "p1,p2", p1, p2)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "failover"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 1) == "sent"  # type: ignore[arg-type]
+    other = start(rt)
+    assert tasks.send_step(rt, enqueue, other, 0, 1, 1) == "ambiguous"  # type: ignore[arg-type]
+    sends = {
+        (labels["provider"], labels["result"]): value
+        for raw, value in rt.metrics.read().items()
+        for name, labels in [metrics.parse_field(raw)]
+        if name == "provider_sends" and labels["channel"] == "sms"
+    }
+    assert sends == {
+        ("p1", "unavailable"): 1,
+        ("p1", "rejected"): 1,
+        ("p2", "accepted"): 1,
+        ("p2", "ambiguous"): 1,
+    }

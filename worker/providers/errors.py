@@ -24,6 +24,9 @@ from __future__ import annotations
 class ProviderError(Exception):
     """Sending one step through one provider failed."""
 
+    # the ``result`` label of the provider_sends metric
+    kind = "error"
+
     def __init__(self, provider: str, reason: str) -> None:
         self.provider = provider
         self.reason = reason
@@ -37,10 +40,12 @@ class TransientProviderError(ProviderError):
 
 
 class ProviderUnavailable(TransientProviderError):
-    pass
+    kind = "unavailable"
 
 
 class ProviderRateLimited(TransientProviderError):
+    kind = "rate_limited"
+
     def __init__(self, provider: str, reason: str, retry_after: float | None) -> None:
         super().__init__(provider, reason)
         self.retry_after = retry_after
@@ -51,19 +56,21 @@ class PermanentProviderError(ProviderError):
 
 
 class ProviderAuthError(PermanentProviderError):
-    pass
+    kind = "auth_error"
 
 
 class ProviderRejected(PermanentProviderError):
-    pass
+    kind = "rejected"
 
 
 class ProviderBadReply(PermanentProviderError):
-    pass
+    kind = "bad_reply"
 
 
 class AmbiguousSend(ProviderError):
     """The provider may have accepted the message: it must not be sent again."""
+
+    kind = "ambiguous"
 
 
 class InvalidDlr(ValueError):

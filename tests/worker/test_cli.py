@@ -1,0 +1,467 @@
+"""``otpflow`` as a person or a script meets it when something is wrong: every user mistake is
+one line on stderr that names the problem and the fix, with an exit code, never a traceback.
+Also the timeline's rendering and the error translation at the CLI's edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from rich.console import Console
+
+from otpflow.flow.store import FlowView, StepView
+from otpflow.producers import RateLimited, ServiceUnavailable
+from otpflow.worker import cli
+from otpflow.worker.stack import free_port
+from otpflow.worker.timeline import render_flow, summary
+
+OTPFLOW = shutil.which("otpflow", path=str(Path(sys.executable).parent)) or shutil.which("otpflow")
+GOOD_FLOW = {
+    "messages": [
+        {
+            "channel": "sms",
+            "timeout": 30,
+            "messageType": "",
+            "data": {
+                "recipient": "919876543210",
+                "message": "Your code is 4821",
+                "sender_id": "ACME",
+                "route": "otp",
+            },
+        }
+    ]
+}
+
+
+def otpflow(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it; a narrow terminal, so a message that
+    wrapped would show as two lines."""
+    assert OTPFLOW, "the otpflow console script is not installed (pip install -e .)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
+    base |= {
+        "OTPFLOW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "OTPFLOW_SECRET": "cli-test-secret-value",
+        "OTPFLOW_API_KEYS": "a:b",
+        "COLUMNS": "80",
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [OTPFLOW, *args],
+        env=base | (env or {}),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def url_of(client: redis.Redis) -> str:
+    """The URL of the test Redis database a fixture's client uses."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], code: int, *names: str) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert result.stdout == ""
+    return lines[0]
+
+
+@pytest.fixture
+def flow_file(tmp_path: Path) -> Path:
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(GOOD_FLOW))
+    return path
+
+
+# -- bad settings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("OTPFLOW_SEND_BUDGET_SECONDS", "abc", "valid number"),
+        ("OTPFLOW_SEND_BUDGET_SECONDS", "-1", "greater than 0"),
+        ("OTPFLOW_LIMITS__RECIPIENT_FLOWS", "0", "greater than or equal to 1"),
+        ("OTPFLOW_TASK_EVENTS", "maybe", "valid boolean"),
+    ],
+)
+def test_a_bad_setting_is_named_by_its_variable(variable: str, value: str, says: str) -> None:
+    result = otpflow("status", "some-id", env={variable: value})
+    line = one_error_line(result, 2, variable, says, "environment or in .env")
+    assert repr(value) in line
+
+
+def test_a_bad_secret_setting_is_named_without_its_value() -> None:
+    result = otpflow("status", "some-id", env={"OTPFLOW_API_KEYS": "no-colon-hunter2"})
+    line = one_error_line(result, 2, "OTPFLOW_API_KEYS", "workspace:key pairs")
+    assert "hunter2" not in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "FILE"],
+        ["status", "some-id"],
+        ["demo"],
+        ["worker"],
+        ["beat"],
+        ["api", "--port", "0"],
+    ],
+)
+def test_every_command_reports_bad_settings_in_one_line(
+    command: list[str], flow_file: Path
+) -> None:
+    args = [str(flow_file) if part == "FILE" else part for part in command]
+    result = otpflow(*args, env={"OTPFLOW_SEND_BUDGET_SECONDS": "soon"})
+    one_error_line(result, 2, "OTPFLOW_SEND_BUDGET_SECONDS")
+
+
+# -- bad URLs, Redis down ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("nonsense", "must start with redis://, rediss:// or unix://"),
+        ("http://127.0.0.1:6379/0", "must start with redis://, rediss:// or unix://"),
+        ("redis://127.0.0.1:port/0", "port"),
+        ("redis://127.0.0.1:6379/zero", "database must be a number"),
+    ],
+)
+@pytest.mark.parametrize("command", [["send", "FILE"], ["status", "some-id"], ["demo"]])
+def test_a_bad_redis_url_is_one_line(
+    url: str, says: str, command: list[str], flow_file: Path
+) -> None:
+    args = [str(flow_file) if part == "FILE" else part for part in command]
+    result = otpflow(*args, env={"OTPFLOW_REDIS_URL": url})
+    one_error_line(result, 2, f"OTPFLOW_REDIS_URL={url!r}", says, "redis://127.0.0.1:6379/0")
+
+
+def test_a_bad_broker_url_is_one_line(flow_file: Path) -> None:
+    result = otpflow("send", str(flow_file), env={"OTPFLOW_BROKER_URL": "rabbit-at-home"})
+    one_error_line(result, 2, "OTPFLOW_BROKER_URL='rabbit-at-home'", "amqp://")
+
+
+@pytest.mark.parametrize(
+    "command", [["send", "FILE"], ["send", "FILE", "--no-wait"], ["status", "x"]]
+)
+def test_redis_down_is_one_clear_line(command: list[str], flow_file: Path) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    args = [str(flow_file) if part == "FILE" else part for part in command]
+    result = otpflow(*args, env={"OTPFLOW_REDIS_URL": url})
+    line = one_error_line(
+        result,
+        3,
+        f"cannot reach Redis at {url.replace('hunter2', '***')}",
+        "connection refused",
+        "start redis-server or set OTPFLOW_REDIS_URL",
+    )
+    assert "hunter2" not in line
+
+
+def test_a_broker_down_is_named_apart_from_redis(
+    redis_client: redis.Redis, flow_file: Path
+) -> None:
+    broker = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"OTPFLOW_REDIS_URL": url_of(redis_client), "OTPFLOW_BROKER_URL": broker}
+    result = otpflow("send", str(flow_file), "--no-wait", env=env)
+    one_error_line(result, 3, f"cannot reach the task broker at {broker}", "OTPFLOW_BROKER_URL")
+    assert redis_client.dbsize() == 0  # nothing stored: the flow was never accepted
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    one_error_line(otpflow("send", str(missing)), 2, f"no file {missing}", "flow JSON file")
+
+
+def test_a_directory_is_not_a_flow(tmp_path: Path) -> None:
+    one_error_line(otpflow("send", str(tmp_path)), 2, f"{tmp_path} is a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_one_line(flow_file: Path) -> None:
+    flow_file.chmod(0)
+    one_error_line(otpflow("send", str(flow_file)), 2, "cannot read", "Permission denied")
+
+
+def test_a_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "flow.json"
+    path.write_bytes(b"\xff\xfe{}")
+    one_error_line(otpflow("send", str(path)), 2, f"cannot read {path}", "not UTF-8 text")
+
+
+def test_invalid_json_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "flow.json"
+    path.write_text('{"messages": [')
+    one_error_line(otpflow("send", str(path)), 2, f"{path} is not valid JSON", "line 1")
+    from_stdin = otpflow("send", "-", stdin="not json")
+    one_error_line(from_stdin, 2, "standard input is not valid JSON")
+
+
+def test_an_invalid_flow_names_every_bad_field_in_one_line(tmp_path: Path) -> None:
+    flow = json.loads(json.dumps(GOOD_FLOW))
+    flow["messages"][0]["timeout"] = 301
+    flow["messages"][0]["data"]["recipient"] = "+91"
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    one_error_line(
+        otpflow("send", str(path)),
+        2,
+        "invalid flow",
+        "messages.0.timeout",
+        "messages.0.data.recipient",
+    )
+
+
+def test_an_unknown_request_id_is_one_line(redis_client: redis.Redis) -> None:
+    result = otpflow("status", "no-such-flow", env={"OTPFLOW_REDIS_URL": url_of(redis_client)})
+    one_error_line(result, 2, "no flow 'no-such-flow'", "OTPFLOW_REDIS_URL")
+
+
+def test_bad_simulator_rules_are_one_line() -> None:
+    one_error_line(otpflow("simulator", "--rules", "[{"), 2, "--rules is not valid JSON")
+
+
+def test_help_documents_the_exit_codes() -> None:
+    result = otpflow("send", "--help", env={"COLUMNS": "120"})
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for meaning in ("0 delivered or verified", "1 failed, cancelled", "2 invalid", "3 Redis"):
+        assert meaning in text, meaning
+    assert "--no-wait" in text and "--json" in text and "--timeout" in text
+
+
+# -- the edge: which exceptions become one line -------------------------------------------------
+
+
+def test_unexpected_errors_keep_their_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_: object) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_status", broken)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["status", "x"])
+
+
+def test_known_errors_map_to_exit_codes() -> None:
+    def caused(exc: Exception, cause: BaseException) -> Exception:
+        exc.__cause__ = cause
+        return exc
+
+    down = cli.user_error(caused(ServiceUnavailable("x"), redis.ConnectionError("refused")))
+    broker = cli.user_error(caused(ServiceUnavailable("x"), ConnectionRefusedError()))
+    limited = cli.user_error(RateLimited("at most 5 flows", retry_after=42))
+    assert down is not None and down.code == 3 and "Redis" in str(down)
+    assert broker is not None and broker.code == 3 and "task broker" in str(broker)
+    assert limited is not None and limited.code == 3 and "try again in 42 s" in str(limited)
+    # Redis answering with an error is not a user's mistake: it keeps its traceback
+    lua_bug = caused(ServiceUnavailable("x"), redis.ResponseError("ERR script"))
+    assert cli.user_error(lua_bug) is None
+    assert cli.user_error(KeyError("bug")) is None
+
+
+def test_masked_hides_only_the_password() -> None:
+    assert cli.masked("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert cli.masked("amqp://user:pw@h:5672//") == "amqp://user:***@h:5672//"
+    assert cli.masked("redis://h:6379/0") == "redis://h:6379/0"
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+T0 = 1_700_000_000.0
+
+
+def step(index: int, channel: str, status: str, **fields: object) -> StepView:
+    return StepView(
+        index=index, channel=channel, message_type="", timeout=10, status=status, **fields
+    )
+
+
+def switched_flow() -> FlowView:
+    return FlowView(
+        flow_id="flow-1",
+        workspace="ws",
+        status="delivered",
+        current=1,
+        created_at=T0,
+        updated_at=T0 + 3.25,
+        ended_at=T0 + 3.25,
+        delivered_step=1,
+        reason=None,
+        steps=[
+            step(
+                0,
+                "sms",
+                "failed",
+                provider="zixflow",
+                accepted_at=T0 + 0.4,
+                ended_at=T0 + 1.9,
+                dlr="undelivered",
+            ),
+            step(
+                1,
+                "whatsapp",
+                "delivered",
+                provider="gateway",
+                accepted_at=T0 + 2.0,
+                ended_at=T0 + 3.25,
+                dlr="delivered",
+            ),
+        ],
+        events=[
+            {"type": "flow_created", "steps": 2, "ts": T0},
+            {"type": "sent", "step": 0, "channel": "sms", "provider": "zixflow", "ts": T0 + 0.4},
+            {
+                "type": "attempt_failed",
+                "step": 0,
+                "channel": "sms",
+                "provider": "zixflow",
+                "attempt": 1,
+                "reason": "[Errno 111] [bold]refused[/bold]",
+                "ts": T0 + 0.3,
+            },
+            {"type": "dlr", "step": 0, "channel": "sms", "status": "undelivered", "ts": T0 + 1.9},
+            {
+                "type": "channel_switch",
+                "step": 0,
+                "channel": "sms",
+                "to_channel": "whatsapp",
+                "status": "failed",
+                "reason": "dlr_undelivered",
+                "ts": T0 + 1.95,
+            },
+            {
+                "type": "webhook",
+                "event": "channel_switch",
+                "step": 0,
+                "result": "delivered",
+                "code": 204,
+                "attempt": 1,
+                "ts": T0 + 2.1,
+            },
+            {"type": "flow_delivered", "step": 1, "ts": T0 + 3.25},
+        ],
+    )
+
+
+def rendered(view: FlowView, now: float | None = None) -> list[str]:
+    console = Console(width=120, no_color=True, record=True, file=io.StringIO())
+    console.print(render_flow(view, now=now))
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+def row(lines: list[str], first: str) -> list[str]:
+    return next(line.split() for line in lines if line.split()[:1] == [first])
+
+
+def test_the_timeline_shows_each_steps_outcome_and_the_events() -> None:
+    lines = rendered(switched_flow())
+    assert lines[0] == "flow flow-1  delivered by step 1 (whatsapp) after 3.25 s"
+    header = row(lines, "#")
+    assert header == [
+        "#",
+        "channel",
+        "provider",
+        "status",
+        "sent",
+        "ended",
+        "timeout",
+        "report",
+        "reason",
+    ]
+    assert row(lines, "0") == [
+        "0",
+        "sms",
+        "zixflow",
+        "failed",
+        "+0.40s",
+        "+1.90s",
+        "10s",
+        "undelivered",
+        "reported",
+        "undelivered",
+    ]
+    assert row(lines, "1")[:8] == [
+        "1",
+        "whatsapp",
+        "gateway",
+        "delivered",
+        "+2.00s",
+        "+3.25s",
+        "10s",
+        "delivered",
+    ]
+    text = "\n".join(lines)
+    for event in (
+        "+0.00s  flow created with 2 steps",
+        "+0.40s  step 0 sms: accepted by zixflow",
+        "+1.90s  step 0 sms: delivery report undelivered",
+        "+1.95s  switch sms -> whatsapp (step 0 failed: dlr_undelivered)",
+        "+2.10s  switch webhook for step 0: delivered (HTTP 204)",
+        "+3.25s  flow delivered by step 1",
+    ):
+        assert event in text, event
+    # provider text is printed as it is, never read as markup
+    assert "attempt 1 via zixflow failed ([Errno 111] [bold]refused[/bold])" in text
+
+
+def test_colors_follow_the_outcome() -> None:
+    console = Console(
+        width=120,
+        force_terminal=True,
+        color_system="standard",
+        record=True,
+        file=io.StringIO(),
+    )
+    console.print(render_flow(switched_flow()))
+    styled = console.export_text(styles=True)
+    step_rows = [line for line in styled.splitlines() if line.startswith((" 0 ", " 1 "))]
+    assert re.search(r"\x1b\[1;31mfailed *\x1b\[0m", step_rows[0])  # bold red
+    assert re.search(r"\x1b\[31mundelivered\x1b\[0m", step_rows[0])
+    assert re.search(r"\x1b\[1;32mdelivered *\x1b\[0m", step_rows[1])  # bold green
+    assert "\x1b[1;32mdelivered by step 1 (whatsapp)\x1b[0m" in styled
+
+
+def test_a_flow_no_worker_takes_says_so() -> None:
+    queued = FlowView(
+        flow_id="f",
+        workspace="ws",
+        status="queued",
+        current=0,
+        created_at=T0,
+        updated_at=T0,
+        ended_at=None,
+        delivered_step=None,
+        reason=None,
+        steps=[step(0, "sms", "pending")],
+    )
+    assert "otpflow worker" not in summary(queued, now=T0 + 1).plain
+    assert "is `otpflow worker` running?" in summary(queued, now=T0 + 60).plain
+
+
+def test_exit_codes_follow_the_outcome() -> None:
+    view = switched_flow()
+    assert cli.outcome_code(view) == 0
+    for status, code in (("verified", 0), ("failed", 1), ("cancelled", 1)):
+        assert cli.outcome_code(dataclasses.replace(view, status=status)) == code

@@ -1,0 +1,61 @@
+"""The scrape: counters kept in Redis become Prometheus families, histograms cumulative."""
+
+from __future__ import annotations
+
+import math
+
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from otpflow.flow import keys
+from otpflow.flow.metrics import LATENCY_BUCKETS, METRICS, Metrics, bucket_label, field
+from otpflow.worker.metrics import render
+
+
+def scrape(redis_client: redis.Redis) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    text = render(Metrics(redis_client)).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            samples.setdefault(sample.name, {})[labels] = sample.value
+    return samples
+
+
+def test_every_metric_is_exposed_even_before_anything_counted(redis_client: redis.Redis) -> None:
+    families = text_string_to_metric_families(render(Metrics(redis_client)).decode())
+    assert {f.name: f.type for f in families} == {
+        f"otpflow_{name}": spec.kind for name, spec in METRICS.items()
+    }
+
+
+def test_counters_and_a_histogram_from_redis(redis_client: redis.Redis) -> None:
+    recorder = Metrics(redis_client)
+    recorder.incr("provider_sends", provider="zixflow", channel="sms", result="accepted")
+    recorder.incr("provider_sends", provider="zixflow", channel="sms", result="accepted")
+    recorder.incr("webhook_deliveries", event="terminal", result="delivered")
+    labels = {"channel": "sms", "provider": "zixflow", "outcome": "delivered"}
+    # observations of 0.3 s (bucket 0.5) and 3 s (bucket 5.0), as the store's Lua writes them
+    redis_client.hincrby(keys.metrics(), field("dlr_latency_seconds", **labels) + "|le=0.5", 1)
+    redis_client.hincrby(keys.metrics(), field("dlr_latency_seconds", **labels) + "|le=5.0", 1)
+    redis_client.hincrbyfloat(keys.metrics(), field("dlr_latency_seconds_sum", **labels), 3.3)
+    redis_client.hincrby(keys.metrics(), "retired_metric|x=1", 5)  # unknown fields are skipped
+
+    samples = scrape(redis_client)
+    sends = (("channel", "sms"), ("provider", "zixflow"), ("result", "accepted"))
+    assert samples["otpflow_provider_sends_total"] == {sends: 2.0}
+    assert samples["otpflow_webhook_deliveries_total"] == {
+        (("event", "terminal"), ("result", "delivered")): 1.0
+    }
+    buckets = {
+        dict(key)["le"]: value
+        for key, value in samples["otpflow_dlr_latency_seconds_bucket"].items()
+    }
+    expected = {bucket_label(b): (0 if b < 0.5 else 1 if b < 5 else 2) for b in LATENCY_BUCKETS}
+    assert {float(le): v for le, v in buckets.items()} == {
+        (math.inf if le == "+Inf" else float(le)): float(v) for le, v in expected.items()
+    }
+    series = tuple(sorted(labels.items()))
+    assert samples["otpflow_dlr_latency_seconds_count"] == {series: 2.0}
+    assert samples["otpflow_dlr_latency_seconds_sum"][series] == 3.3
+    assert not any(name.startswith("retired") for name in samples)
