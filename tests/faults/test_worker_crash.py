@@ -34,15 +34,17 @@ def assert_all_ended_as_planned(system: System, plans: list) -> None:
     """Every flow ends as its outcome dictates, except where the kill took a send with it:
     that step is never sent again (at most once), so its flow may fail instead."""
     ended = statuses(system, [p.request_id for p in plans])
-    wrong = []
+    wrong: list[tuple] = []
+    first_events: list[dict] = []
     for plan, status in zip(plans, ended, strict=True):
         if status == plan.expected:
             continue
         view = system.flow(plan.request_id)
         if status == "failed" and any(s.reason == "send_lease_expired" for s in view.steps):
             continue  # a send died with the killed worker
-        wrong.append((plan.kind, status))
-    assert not wrong, f"{len(wrong)} flows ended unexpectedly, e.g. {wrong[:5]}"
+        wrong.append((plan.kind, status, [(s.channel, s.status, s.reason) for s in view.steps]))
+        first_events = first_events or view.events
+    assert not wrong, f"{len(wrong)} flows ended unexpectedly, e.g. {wrong[:5]}; {first_events}"
     assert duplicate_sends(system) == {}
 
 
