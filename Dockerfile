@@ -18,7 +18,8 @@ COPY flow flow
 COPY producers producers
 COPY worker worker
 COPY simulator simulator
-RUN pip install . && rm -rf build *.egg-info
+# [simulator]: the simulator service runs from this image too, with its SMTP side
+RUN pip install ".[simulator]" && rm -rf build *.egg-info
 
 USER otpflow
 # API, provider simulator (HTTP and SMTP), Flower

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,19 @@ def test_redis_keeps_everything(services: dict[str, dict[str, Any]]) -> None:
     assert option(command, "--maxmemory-policy") == "noeviction"
     assert any(volume.endswith(":/data:rw") for volume in redis["volumes"])
     assert "ports" not in redis, "Redis stays inside the stack"
+    # a Redis image in protected mode refuses the other containers (Debian's does)
+    assert option(command, "--protected-mode") == "no"
+
+
+def test_the_image_has_what_the_simulator_service_runs(services: dict[str, dict[str, Any]]) -> None:
+    """The simulator service runs SMTP too, which needs the `simulator` extra (aiosmtpd)."""
+    assert "--smtp-port" in services["simulator"]["command"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'pip install ".[simulator]"' in dockerfile
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(dependency.startswith("aiosmtpd") for dependency in extras["simulator"])
 
 
 def test_every_otpflow_service_gets_every_setting(services: dict[str, dict[str, Any]]) -> None:
