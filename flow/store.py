@@ -297,7 +297,7 @@ if not code then
 end
 local left = redis.call('HINCRBY', FLOW_KEY, 'otp_attempts_left', -1)
 if left < 0 then return {'locked', ''} end
-return {'compare', code, tostring(left)}
+return {'compare', code}
 """
 
 _VERIFIED = """
@@ -629,8 +629,7 @@ class FlowStore:
         kind, detail, *flag = (
             item.decode() if isinstance(item, bytes) else str(item) for item in raw
         )
-        # for a verify attempt the third item is the attempts left, not a flag
-        return Outcome(kind, detail, notify=flag == ["1"] and kind != "compare")
+        return Outcome(kind, detail, notify=flag == ["1"])
 
     def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
         """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one

@@ -124,7 +124,9 @@ class OtpflowClient:
                     ex=IDEMPOTENCY_SECONDS,
                 )
         except redis.RedisError as exc:
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+            raise ServiceUnavailable(
+                "flow store (Redis) is unreachable; nothing was stored, try again"
+            ) from exc
         logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
         return flow_id
 
@@ -172,7 +174,9 @@ class OtpflowClient:
         except (BrokerError, OSError) as exc:
             self._forget(flow_id)
             self.store.release(flow_id, workspace, addresses)
-            raise ServiceUnavailable("task broker is unreachable") from exc
+            raise ServiceUnavailable(
+                "task broker is unreachable; nothing was stored, try again"
+            ) from exc
         # unmarked, the flow is never sent and the sweeper discards it
         self.store.mark_enqueued(flow_id)
         return flow_id
@@ -205,10 +209,16 @@ class OtpflowClient:
         return outcome
 
     def notify_terminal(self, flow_id: str) -> None:
-        """Ask a worker to tell the caller its flow ended (for callers who asked)."""
-        self.celery.send_task(
-            NOTIFY_TERMINAL, args=[flow_id, 1], retry=True, retry_policy=_PUBLISH_RETRY
-        )
+        """Ask a worker to tell the caller its flow ended (for callers who asked).
+
+        Called after the flow has ended: a broker that is down then costs the caller its
+        terminal webhook (logged), never an error for a cancel or verify that took effect."""
+        try:
+            self.celery.send_task(
+                NOTIFY_TERMINAL, args=[flow_id, 1], retry=True, retry_policy=_PUBLISH_RETRY
+            )
+        except (BrokerError, OSError):
+            logger.warning("terminal webhook not enqueued", extra={"flow_id": flow_id})
 
     def _check_routes(self, flow: FlowRequest) -> None:
         """A channel no provider serves here is the caller's mistake: refuse it up front."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -150,11 +149,6 @@ def flow_status(request_id: str, workspace: str | None = None) -> FlowView | Non
     if view is not None and workspace is not None and view.workspace != workspace:
         return None
     return view
-
-
-def flow_json(view: FlowView) -> dict[str, Any]:
-    """A flow as plain JSON data: status, steps and timeline (no recipient, no text)."""
-    return asdict(view)
 
 
 def cancel(request_id: str) -> Outcome:

@@ -28,7 +28,13 @@ from otpflow.flow import keys
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.store import FlowView
-from otpflow.producers.client import Conflict, OtpflowClient, RateLimited, ServiceUnavailable
+from otpflow.producers.client import (
+    Conflict,
+    OtpflowClient,
+    RateLimited,
+    ServiceUnavailable,
+    error_reply,
+)
 from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
 from otpflow.worker.metrics import CONTENT_TYPE, render
 from otpflow.worker.providers import build_providers
@@ -214,6 +220,15 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             {"success": False, "message": "invalid request", "errors": errors}, status_code=400
         )
 
+    @app.exception_handler(InvalidRequest)
+    @app.exception_handler(RateLimited)
+    @app.exception_handler(Conflict)
+    @app.exception_handler(ServiceUnavailable)
+    async def _producer_error(_: Request, exc: Exception) -> JSONResponse:
+        # the producers' own error replies, so every route (and Flask, Django) answers alike
+        body, status, headers = error_reply(exc)
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         body: dict[str, Any] = {"success": False, "message": exc.message, **exc.extra}
@@ -254,17 +269,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     ) -> dict[str, Any]:
         await run_in_threadpool(limit_workspace, workspace)
         raw = await json_body(request)
-        try:
-            flow_id = await run_in_threadpool(otp.send, raw, workspace, idempotency_key)
-        except InvalidRequest as exc:
-            errors = [{"field": e.path, "message": e.message} for e in exc.errors]
-            raise ApiError(400, "invalid request: " + str(exc), errors) from exc
-        except RateLimited as exc:
-            raise ApiError(429, str(exc), retry_after=exc.retry_after) from exc
-        except Conflict as exc:
-            raise ApiError(409, str(exc)) from exc
-        except ServiceUnavailable as exc:
-            raise ApiError(503, f"{exc}; nothing was stored, try again") from exc
+        flow_id = await run_in_threadpool(otp.send, raw, workspace, idempotency_key)
         return {"success": True, "message": "flow accepted", "request_id": flow_id}
 
     def limit_workspace(workspace: str) -> None:
@@ -281,10 +286,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             raise ApiError(429, "too many requests for this workspace", retry_after=1)
 
     def own_flow(request_id: str, workspace: str) -> FlowView:
-        try:
-            view = otp.status(request_id)
-        except ServiceUnavailable as exc:
-            raise ApiError(503, str(exc)) from exc
+        view = otp.status(request_id)
         if view is None or view.workspace != workspace:
             raise ApiError(404, "no such flow")
         return view

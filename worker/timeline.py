@@ -128,10 +128,6 @@ def event_line(event: dict[str, Any], start: float) -> Text:
     return Text.assemble("  ", (f"{relative(event['ts'], start):>9}", "dim"), "  ", describe(event))
 
 
-def print_event(console: Console, event: dict[str, Any], start: float) -> None:
-    console.print(event_line(event, start))
-
-
 def step_reason(step: StepView) -> str:
     """Why a step is where it is, in words."""
     if step.reason:
@@ -200,8 +196,8 @@ def steps_table(view: FlowView) -> Table:
     return table
 
 
-def render_flow(view: FlowView, events: bool = True, now: float | None = None) -> RenderableType:
-    """The flow's outcome, its steps table and (with ``events``) its timeline."""
+def render_flow(view: FlowView, now: float | None = None) -> RenderableType:
+    """The flow's outcome, its steps table and its timeline."""
     created = datetime.fromtimestamp(view.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     parts: list[RenderableType] = [
         summary(view, now),
@@ -209,11 +205,11 @@ def render_flow(view: FlowView, events: bool = True, now: float | None = None) -
         Text(),
         steps_table(view),
     ]
-    if events and view.events:
+    if view.events:
         parts += [Text(), Text("timeline", "bold")]
         parts += [event_line(event, view.created_at) for event in view.events]
     return Group(*parts)
 
 
-def print_flow(console: Console, view: FlowView, events: bool = True) -> None:
-    console.print(render_flow(view, events))
+def print_flow(console: Console, view: FlowView) -> None:
+    console.print(render_flow(view))
