@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, FlowView
@@ -128,14 +129,7 @@ class System:
         return view
 
     def wait(self, condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-        """Poll until condition() is truthy; fail with a clear message at the deadline."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = condition()
-            if result:
-                return result
-            time.sleep(0.05)
-        pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
+        return wait_for(condition, timeout, what)
 
     def wait_terminal(self, request_id: str, timeout: float = 20.0) -> FlowView:
         return self.wait(
@@ -143,6 +137,45 @@ class System:
             timeout,
             f"flow {request_id} to end",
         )
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 20.0,
+    what: str = "",
+    ignoring: tuple[type[Exception], ...] = (),
+    interval: float = 0.05,
+) -> Any:
+    """Poll until condition() is truthy (an ``ignoring`` error counts as not yet) and return
+    it; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except ignoring:
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+# Prometheus samples by (name, sorted labels), as read from a /metrics page
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much one series grew between two scrapes."""
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 def recipient() -> str:

@@ -1,6 +1,6 @@
-"""The compose stack, built and run for real: every service healthy, a flow switching channels
-end to end, Flower behind its password, more send workers, a worker SIGKILLed and Redis
-SIGKILLed.
+"""The compose stack, built and run for real: every service healthy at the first start, a flow
+switching channels end to end, Flower behind its password, more send workers, send workers
+SIGKILLed and Redis SIGKILLed.
 
 Opt-in with OTPFLOW_TEST_DOCKER=1: it needs a Docker engine that has (or can pull) the
 `python:3.11-slim` and `redis:7-alpine` images, it builds the image, and it publishes the
@@ -18,13 +18,14 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from harness import Samples, metric_samples, moved, recipient, sms_step, wait_for, whatsapp_step
 
 pytestmark = [
     pytest.mark.docker,
@@ -112,18 +113,15 @@ class Stack:
 
     def wait_healthy(self, expect: dict[str, int] | None = None) -> None:
         counts = {service: 1 for service in HEALTHY_SERVICES} | (expect or {})
-        deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
-        while True:
+
+        def ready() -> bool:
             health = self.health()
-            ready = all(
+            return health.get("beat") == ["running"] and all(
                 health.get(service, []).count("healthy") == count
                 for service, count in counts.items()
-            ) and health.get("beat") == ["running"]
-            if ready:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not healthy after {HEALTHY_WITHIN_SECONDS} s: {health}")
-            time.sleep(2)
+            )
+
+        wait_for(ready, HEALTHY_WITHIN_SECONDS, f"every service healthy ({counts})", interval=2)
 
     def send(self, steps: list[dict[str, Any]]) -> str:
         reply = self.http.post(f"{API}/v1/otpflow", headers=API_HEADERS, json={"messages": steps})
@@ -140,31 +138,15 @@ class Stack:
             lambda: (view := self.flow(request_id))["status"] in ("delivered", "failed") and view,
             timeout,
             f"flow {request_id} to end",
+            ignoring=(httpx.TransportError,),  # a service restarting
+            interval=0.5,
         )
 
     def rules(self, *rules: dict[str, Any]) -> None:
         self.http.post(f"{SIMULATOR}/_sim/rules", json={"rules": list(rules)}).raise_for_status()
 
-    def metrics(self) -> dict[str, float]:
-        text = self.http.get(f"{API}/metrics").text
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if result := condition():
-                return result
-        except httpx.TransportError:
-            pass  # a service restarting
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    def metrics(self) -> Samples:
+        return metric_samples(self.http.get(f"{API}/metrics").text)
 
 
 @pytest.fixture(scope="module")
@@ -180,48 +162,28 @@ def stack() -> Iterator[Stack]:
         stack.http.close()
 
 
-def recipient() -> str:
-    return "91" + str(uuid.uuid4().int)[:10]
-
-
-def sms(to: str, timeout: int = 30) -> dict[str, Any]:
-    data = {"recipient": to, "message": "Your code is 4821", "sender_id": "ACME", "route": "otp"}
-    return {"channel": "sms", "timeout": timeout, "messageType": "", "data": data}
-
-
-def whatsapp(to: str) -> dict[str, Any]:
-    data = {
-        "recipient": to,
-        "phone_id": "1234",
-        "template_name": "otp",
-        "language": "en",
-        "variables": {"1": "4821"},
+def test_every_service_starts_once_and_stays_up(stack: Stack) -> None:
+    """Healthy (the fixture waited for that) without a crash loop on the way: a service that
+    dies at start-up and is restarted until it happens to come up is a bug."""
+    restarts = {
+        service: [container["RestartCount"] for container in stack.containers(service)]
+        for service in [*HEALTHY_SERVICES, "beat"]
     }
-    return {"channel": "whatsapp", "timeout": 30, "messageType": "template", "data": data}
-
-
-def test_every_service_but_beat_becomes_healthy(stack: Stack) -> None:
-    health = stack.health()
-    assert {service: states for service, states in health.items() if service != "beat"} == {
-        service: ["healthy"] for service in HEALTHY_SERVICES
-    }
-    assert health["beat"] == ["running"]
+    assert restarts == {service: [0] for service in [*HEALTHY_SERVICES, "beat"]}
 
 
 def test_a_flow_switches_channel_and_is_delivered_through_the_stack(stack: Stack) -> None:
-    switch = "otpflow_channel_switches_total" + (
-        '{from_channel="sms",reason="dlr_failed",to_channel="whatsapp"}'
-    )
     before = stack.metrics()
     to = recipient()
     stack.rules({"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 200})
-    view = stack.wait_ended(stack.send([sms(to), whatsapp(to)]))
+    view = stack.wait_ended(stack.send([sms_step(to), whatsapp_step(to)]))
 
     assert (view["status"], view["delivered_step"]) == ("delivered", 1)
     assert [step["status"] for step in view["steps"]] == ["failed", "delivered"]
     after = stack.metrics()
-    assert after["otpflow_flows_started_total"] - before.get("otpflow_flows_started_total", 0) == 1
-    assert after[switch] - before.get(switch, 0) == 1
+    assert moved(before, after, "otpflow_flows_started_total") == 1
+    switch = {"from_channel": "sms", "to_channel": "whatsapp", "reason": "dlr_failed"}
+    assert moved(before, after, "otpflow_channel_switches_total", **switch) == 1
 
 
 def test_flower_asks_for_its_password_and_lists_every_worker(stack: Stack) -> None:
@@ -236,7 +198,7 @@ def test_more_send_workers_join_and_flows_still_end(stack: Stack) -> None:
     workers = stack.http.get(f"{FLOWER}/api/workers?refresh=1", auth=FLOWER_AUTH).json()
     assert sum(name.startswith("send@") for name in workers) == 2
 
-    ids = [stack.send([sms(recipient()), whatsapp(recipient())]) for _ in range(20)]
+    ids = [stack.send([sms_step(recipient()), whatsapp_step(recipient())]) for _ in range(20)]
     assert [stack.wait_ended(request_id)["status"] for request_id in ids] == ["delivered"] * 20
 
 
@@ -252,11 +214,12 @@ def test_sigkilled_workers_are_restarted_and_their_flows_move_on(stack: Stack) -
             for to in people
         ]
     )
-    ids = [stack.send([sms(to), whatsapp(to)]) for to in people]
+    ids = [stack.send([sms_step(to), whatsapp_step(to)]) for to in people]
     wait_for(
         lambda: all(stack.flow(i)["steps"][0]["status"] == "sending" for i in ids),
         30,
         "every SMS send to be in flight",
+        interval=0.5,
     )
     restarts = {}
     for container in stack.containers("worker"):
@@ -267,6 +230,7 @@ def test_sigkilled_workers_are_restarted_and_their_flows_move_on(stack: Stack) -
         lambda: all(c["RestartCount"] > restarts[c["Id"]] for c in stack.containers("worker")),
         60,
         "Docker to restart the killed workers",
+        interval=0.5,
     )
     views = [stack.wait_ended(request_id, timeout=120) for request_id in ids]
     assert [(v["status"], v["delivered_step"]) for v in views] == [("delivered", 1)] * len(ids)
@@ -278,7 +242,7 @@ def test_sigkilled_workers_are_restarted_and_their_flows_move_on(stack: Stack) -
 
 def test_flows_survive_redis_being_sigkilled(stack: Stack) -> None:
     """The append-only file holds what Redis acknowledged: no shutdown save runs on SIGKILL."""
-    request_id = stack.send([sms(recipient()), whatsapp(recipient())])
+    request_id = stack.send([sms_step(recipient()), whatsapp_step(recipient())])
     assert stack.wait_ended(request_id)["status"] == "delivered"
     time.sleep(2)  # appendfsync everysec
     (redis,) = stack.containers("redis")
@@ -289,5 +253,7 @@ def test_flows_survive_redis_being_sigkilled(stack: Stack) -> None:
         lambda: (reply := stack.http.get(url, headers=API_HEADERS)).status_code != 503 and reply,
         60,
         "the API to reach Redis again",
+        ignoring=(httpx.TransportError,),
+        interval=0.5,
     )
     assert (reply.status_code, reply.json().get("status")) == (200, "delivered"), reply.text

@@ -404,7 +404,11 @@ def test_a_switch_and_a_delivery_are_counted_once(
     wa_delivered = {"channel": "whatsapp", "provider": "zixflow", "outcome": "delivered"}
     assert latency_observations(values, **sms_failed) == 1
     assert latency_observations(values, **wa_delivered) == 1
-    assert values[metrics.field("dlr_latency_seconds_sum", **wa_delivered)] >= 0
+    whatsapp_step = store.get(flow_id).steps[1]  # type: ignore[union-attr]
+    assert whatsapp_step.dlr_at is not None and whatsapp_step.accepted_at is not None
+    assert values[metrics.field("dlr_latency_seconds_sum", **wa_delivered)] == pytest.approx(
+        whatsapp_step.dlr_at - whatsapp_step.accepted_at
+    )
 
 
 def test_a_timed_out_flow_counts_its_switch_its_failure_and_one_late_report(

@@ -135,11 +135,13 @@ def test_send_status_and_verify(django_system: System, example: DjangoExample) -
 
 
 def test_bad_phone_is_a_400_naming_the_field(django_system: System, example: DjangoExample) -> None:
+    before = django_system.state.keys("otpflow:flow:*")
     refused = example.post("/otp/", {"phone": "not a number"})
     assert refused["status"] == 400, refused
     fields = [error["field"] for error in refused["body"]["errors"]]
     assert "messages.0.data.recipient" in fields, fields
     assert refused["headers"]["Content-Type"] == "application/json"
+    assert django_system.state.keys("otpflow:flow:*") == before, "nothing is stored"
 
 
 def test_unknown_flow_is_a_404(example: DjangoExample) -> None:

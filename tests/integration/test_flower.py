@@ -328,9 +328,7 @@ def test_flows_tasks_are_listed_by_readable_name(stack: tuple[System, Flower], r
     assert {SEND_STEP, CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR} <= set(kinds)
 
 
-def test_flower_shows_the_live_workers_and_their_queues(
-    stack: tuple[System, Flower], run: Run
-) -> None:
+def test_flower_shows_the_live_workers_and_their_queues(stack: tuple[System, Flower]) -> None:
     _, flower = stack
     workers = flower.get("/api/workers", refresh="1").json()
     assert set(WORKER_NAMES) <= set(workers)

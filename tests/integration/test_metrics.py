@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from harness import System, recipient, sms_step, whatsapp_step
+from harness import Samples, System, metric_samples, moved, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(system: System) -> Samples:
     reply = system.http.get(f"{system.stack.api_url}/metrics")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(reply.text)
-        for sample in family.samples
-    }
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return after.get(key, 0.0) - before.get(key, 0.0)
+    return metric_samples(reply.text)
 
 
 def test_a_switched_flow_moves_every_metric(observed_system: System) -> None:
