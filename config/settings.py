@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -246,3 +247,40 @@ def load_settings(**overrides: object) -> Settings:
             stacklevel=2,
         )
     return settings
+
+
+def overrides_from_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings written as a (nested) mapping, field names in any case, as keyword overrides
+    for :class:`Settings`. Keys of free-form dicts (``api_keys``) keep their case, and the
+    caller's mappings are copied, never changed."""
+    overrides: dict[str, Any] = {}
+    _merge(overrides, values, Settings)
+    return overrides
+
+
+def overrides_from_names(values: Mapping[str, Any], prefix: str = "OTPFLOW_") -> dict[str, Any]:
+    """``OTPFLOW_LIMITS__RECIPIENT_FLOWS = 3`` and the like (the environment's names; a value
+    may itself be a mapping) as keyword overrides for :class:`Settings`; other names are
+    skipped. A name nested deeper than another merges into it."""
+    overrides: dict[str, Any] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not name.startswith(prefix) or name == prefix:
+            continue
+        nested: Any = value
+        for part in reversed(name[len(prefix) :].split("__")):
+            nested = {part: nested}
+        _merge(overrides, nested, Settings)
+    return overrides
+
+
+def _merge(target: dict[str, Any], values: Mapping[str, Any], model: type[BaseModel]) -> None:
+    for key, value in values.items():
+        name = str(key).lower()
+        field = model.model_fields.get(name)
+        inner = field.annotation if field is not None else None
+        if isinstance(value, Mapping) and isinstance(inner, type) and issubclass(inner, BaseModel):
+            node = target.get(name)
+            target[name] = node = dict(node) if isinstance(node, dict) else {}
+            _merge(node, value, inner)
+        else:
+            target[name] = dict(value) if isinstance(value, Mapping) else value

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -280,3 +282,33 @@ class OtpflowClient:
 
 # A publish waits at most about two seconds for a broker before the caller hears 503.
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
+
+class ClientHolder:
+    """One shared client per process for a framework integration: built on first use from
+    ``make_settings`` (so configuration set after start-up still counts), and built again in
+    a forked child, whose inherited sockets belong to its parent."""
+
+    def __init__(self, make_settings: Callable[[], Settings]) -> None:
+        self._make_settings = make_settings
+        self._lock = threading.Lock()
+        self._client: OtpflowClient | None = None
+        self._pid: int | None = None
+
+    def get(self) -> OtpflowClient:
+        client, pid = self._client, os.getpid()
+        if client is not None and self._pid == pid:
+            return client
+        with self._lock:
+            if self._client is None or self._pid != pid:
+                self._client = OtpflowClient(self._make_settings())
+                self._pid = pid
+            return self._client
+
+    def reset(self) -> None:
+        """Forget the client (settings changed, tests); the next :meth:`get` builds one."""
+        with self._lock:
+            client, pid = self._client, self._pid
+            self._client = self._pid = None
+        if client is not None and pid == os.getpid():  # never close a parent's sockets
+            client.close()

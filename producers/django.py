@@ -19,19 +19,22 @@ The client is built once per process (again after a fork), on first use, under a
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.signals import setting_changed
 from django.http import JsonResponse
-from pydantic import BaseModel
 
-from otpflow.config.settings import Settings, load_settings
+from otpflow.config.settings import (
+    Settings,
+    load_settings,
+    overrides_from_mapping,
+    overrides_from_names,
+)
 from otpflow.flow.store import FlowView, Outcome
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
+    ClientHolder,
     OtpflowClient,
     error_reply,
 )
@@ -50,42 +53,6 @@ __all__ = [
 SETTING = "OTPFLOW"
 PREFIX = "OTPFLOW_"
 
-_lock = threading.Lock()
-_client: OtpflowClient | None = None
-_client_pid: int | None = None
-
-
-def _lower_keys(values: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    """Field names in any case -> the model's own names; values of free-form dicts
-    (``api_keys``) are left as they are."""
-    result: dict[str, Any] = {}
-    for key, value in values.items():
-        name = str(key).lower()
-        field = model.model_fields.get(name)
-        annotation = field.annotation if field is not None else None
-        if (
-            isinstance(value, Mapping)
-            and isinstance(annotation, type)
-            and issubclass(annotation, BaseModel)
-        ):
-            value = _lower_keys(value, annotation)
-        result[name] = value
-    return result
-
-
-def _from_prefixed(django_settings: Any) -> dict[str, Any]:
-    """``OTPFLOW_LIMITS__RECIPIENT_FLOWS = 3`` -> ``{"limits": {"recipient_flows": 3}}``."""
-    nested: dict[str, Any] = {}
-    for name in dir(django_settings):
-        if not name.startswith(PREFIX) or name == PREFIX:
-            continue
-        parts = [part.lower() for part in name[len(PREFIX) :].split("__")]
-        target = nested
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = getattr(django_settings, name)
-    return nested
-
 
 def settings_from_django() -> Settings:
     """OTPflow's settings as this Django project configures them."""
@@ -95,35 +62,22 @@ def settings_from_django() -> Settings:
     if configured is not None:
         if not isinstance(configured, Mapping):
             raise TypeError(f"settings.{SETTING} must be a dict, not {type(configured).__name__}")
-        overrides = _lower_keys(configured, Settings)
-    else:
-        overrides = _lower_keys(_from_prefixed(django_settings), Settings)
-    return load_settings(**overrides)
+        return load_settings(**overrides_from_mapping(configured))
+    names = {name: getattr(django_settings, name) for name in dir(django_settings)}
+    return load_settings(**overrides_from_names(names, PREFIX))
+
+
+_holder = ClientHolder(settings_from_django)
 
 
 def get_client() -> OtpflowClient:
     """This process's client, built on first use."""
-    global _client, _client_pid
-    pid = os.getpid()
-    client = _client
-    if client is not None and _client_pid == pid:
-        return client
-    with _lock:
-        if _client is None or _client_pid != pid:
-            # a client inherited over fork shares sockets with the parent: build a new one
-            _client = OtpflowClient(settings_from_django())
-            _client_pid = pid
-        return _client
+    return _holder.get()
 
 
 def reset_client() -> None:
     """Forget the client (settings changed, tests); the next call builds a new one."""
-    global _client, _client_pid
-    with _lock:
-        old, old_pid = _client, _client_pid
-        _client, _client_pid = None, None
-    if old is not None and old_pid == os.getpid():  # never close a parent's sockets
-        old.close()
+    _holder.reset()
 
 
 def _on_setting_changed(*, setting: str, **_: Any) -> None:

@@ -18,18 +18,17 @@ four OTPflow errors, may return :func:`error_response` (a Flask ``(body, status,
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app
 
-from otpflow.config.settings import Settings, load_settings
+from otpflow.config.settings import Settings, load_settings, overrides_from_names
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowView, Outcome
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
+    ClientHolder,
     OtpflowClient,
     error_reply,
 )
@@ -40,64 +39,9 @@ EXTENSION = "otpflow"
 PREFIX = "OTPFLOW_"
 
 
-def _merge(target: dict[str, Any], name: str, value: Any) -> None:
-    """Put ``value`` at ``name`` in ``target``, lower-casing and merging nested mappings."""
-    if isinstance(value, Mapping):
-        existing = target.get(name)
-        node = existing if isinstance(existing, dict) else {}
-        target[name] = node
-        for key, inner in value.items():
-            _merge(node, str(key).lower(), inner)
-    else:
-        target[name] = value
-
-
 def settings_from_config(config: Mapping[str, Any]) -> Settings:
     """``OTPFLOW_LIMITS__RECIPIENT_FLOWS = 3`` -> ``Settings(limits={"recipient_flows": 3})``."""
-    overrides: dict[str, Any] = {}
-    for key, value in config.items():
-        if not isinstance(key, str) or not key.startswith(PREFIX) or key == PREFIX:
-            continue
-        *parents, leaf = [part.lower() for part in key[len(PREFIX) :].split("__")]
-        target = overrides
-        for part in parents:
-            node = target.get(part)
-            if not isinstance(node, dict):
-                node = target[part] = {}
-            target = node
-        _merge(target, leaf, value)
-    return load_settings(**overrides)
-
-
-class _AppState:
-    """What one app keeps on ``app.extensions["otpflow"]``: its settings and its client."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.lock = threading.Lock()
-        self.settings: Settings | None = None
-        self.client: OtpflowClient | None = None
-        self.pid: int | None = None
-
-    def get_client(self) -> OtpflowClient:
-        client, pid = self.client, os.getpid()
-        if client is not None and self.pid == pid:
-            return client
-        with self.lock:
-            if self.client is None or self.pid != pid:
-                if self.settings is None:
-                    self.settings = settings_from_config(self.app.config)
-                # a client inherited over fork shares sockets with the parent: build a new one
-                self.client = OtpflowClient(self.settings)
-                self.pid = pid
-            return self.client
-
-    def close(self) -> None:
-        with self.lock:
-            client, pid = self.client, self.pid
-            self.client = self.pid = None
-        if client is not None and pid == os.getpid():  # never close a parent's sockets
-            client.close()
+    return load_settings(**overrides_from_names(config, PREFIX))
 
 
 class OTPflow:
@@ -111,21 +55,21 @@ class OTPflow:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        app.extensions[EXTENSION] = _AppState(app)
+        app.extensions[EXTENSION] = ClientHolder(lambda: settings_from_config(app.config))
 
     @staticmethod
-    def _state(app: Flask | None = None) -> _AppState:
+    def _holder(app: Flask | None = None) -> ClientHolder:
         target = app if app is not None else current_app
         try:
-            state = target.extensions[EXTENSION]
+            holder = target.extensions[EXTENSION]
         except KeyError:
             raise RuntimeError("OTPflow.init_app(app) was not called for this app") from None
-        assert isinstance(state, _AppState)
-        return state
+        assert isinstance(holder, ClientHolder)
+        return holder
 
     def get_client(self, app: Flask | None = None) -> OtpflowClient:
         """The app's client (default: the current app), built on first use."""
-        return self._state(app).get_client()
+        return self._holder(app).get()
 
     @property
     def client(self) -> OtpflowClient:
@@ -137,9 +81,7 @@ class OTPflow:
 
     def reset(self, app: Flask | None = None) -> None:
         """Forget the app's settings and client (config changed, tests); rebuilt on next use."""
-        state = self._state(app)
-        state.close()
-        state.settings = None
+        self._holder(app).reset()
 
     def send(
         self,

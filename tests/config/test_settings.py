@@ -5,7 +5,13 @@ import warnings
 import pytest
 from pydantic import ValidationError
 
-from otpflow.config.settings import InsecureDefaultWarning, load_settings
+from otpflow.config.settings import (
+    InsecureDefaultWarning,
+    Settings,
+    load_settings,
+    overrides_from_mapping,
+    overrides_from_names,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +70,37 @@ def test_an_empty_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTPFLOW_SECRET", " ")
     with pytest.raises(ValidationError, match="secret"):
         load_settings()
+
+
+# -- settings written in a framework's configuration (Django, Flask) ------------------------
+
+
+def test_prefixed_names_nest_merge_and_keep_free_form_keys() -> None:
+    providers = {"ZIXFLOW": {"API_KEY": "zx-key"}}
+    overrides = overrides_from_names(
+        {
+            "OTPFLOW_REDIS_URL": "redis://127.0.0.1:6379/3",
+            "OTPFLOW_PROVIDERS": providers,
+            "OTPFLOW_PROVIDERS__ZIXFLOW__WORKSPACE_ID": "ws-1",
+            "OTPFLOW_LIMITS__RECIPIENT_FLOWS": 2,
+            "OTPFLOW_API_KEYS": {"Acme": "acme-key"},
+            "DEBUG": True,
+            "OTPFLOW_": "ignored",
+        }
+    )
+    settings = Settings(**overrides)
+    assert settings.redis_url == "redis://127.0.0.1:6379/3"
+    assert settings.providers.zixflow.api_key.get_secret_value() == "zx-key"
+    assert settings.providers.zixflow.workspace_id == "ws-1"
+    assert settings.limits.recipient_flows == 2
+    assert settings.api_keys == {"Acme": "acme-key"}  # a workspace name keeps its case
+    assert providers == {"ZIXFLOW": {"API_KEY": "zx-key"}}, "the caller's dict is not changed"
+
+
+def test_a_settings_mapping_takes_field_names_in_any_case() -> None:
+    overrides = overrides_from_mapping(
+        {"Redis_Url": "redis://127.0.0.1:6379/4", "LIMITS": {"Workspace_RPS": 7}}
+    )
+    settings = Settings(**overrides)
+    assert settings.redis_url == "redis://127.0.0.1:6379/4"
+    assert settings.limits.workspace_rps == 7

@@ -79,7 +79,7 @@ def code_sent_to(system: System, to: str) -> str:
 def test_config_keys_become_settings(app: Flask, flask_system: System) -> None:
     with app.app_context():
         settings = OTPflow().settings()
-        assert OTPflow().client is app.extensions["otpflow"].get_client()  # one per app
+        assert OTPflow().client is app.extensions["otpflow"].get()  # one per app
     assert settings.redis_url == flask_system.stack.redis_url
     assert settings.broker_url == flask_system.stack.broker_url
     assert settings.secret.get_secret_value() == "flask-example-secret"
