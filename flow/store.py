@@ -597,15 +597,20 @@ class FlowStore:
         raw = self.redis.get(keys.code(flow_id))
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    def mark_enqueued(self, flow_id: str) -> None:
+    def mark_enqueued(self, flow_id: str, remember: tuple[str, str, int] | None = None) -> None:
         """The producer saw step 0's task reach the broker: the flow is accepted.
 
         Until then no step can be claimed, and the sweeper discards a flow left unmarked (its
         producer answered 503), so a flow is sent if and only if its caller was told yes.
+        ``remember`` is ``(key, value, seconds)``, an idempotency record written in the same
+        transaction: a flow is accepted exactly when its key says so.
         """
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.flow(flow_id), "enqueued", 1)
         metrics.incr_in(pipe, "flows_started")
+        if remember is not None:
+            key, value, seconds = remember
+            pipe.set(key, value, ex=seconds)
         pipe.execute()
 
     def delete(self, flow_id: str) -> None:

@@ -6,6 +6,7 @@ sends flows pulls in no adapters, no web framework and no simulator.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -65,6 +66,12 @@ def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+# a key reserved by a send that died (and could not free it) is free again after this
+IDEMPOTENCY_PENDING_SECONDS = 60
+
+
+def _digest(flow: FlowRequest) -> str:
+    return hashlib.sha256(json.dumps(flow.to_json_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def _new_code(length: int) -> str:
@@ -106,25 +113,19 @@ class OtpflowClient:
         flow = request if isinstance(request, FlowRequest) else FlowRequest.parse(request)
         self._check_routes(flow)
         try:
+            idempotency = None
             if idempotency_key is not None:
-                digest = hashlib.sha256(
-                    json.dumps(flow.to_json_dict(), sort_keys=True).encode()
-                ).hexdigest()
-                earlier = self._claim_idempotency(workspace, idempotency_key, digest)
+                idempotency = keys.idempotency(workspace, idempotency_key), _digest(flow)
+                earlier = self._claim_idempotency(*idempotency)
                 if earlier is not None:
                     return earlier
             try:
-                flow_id = self._start(flow, workspace)
+                flow_id = self._start(flow, workspace, idempotency)
             except BaseException:
-                if idempotency_key is not None:
-                    self.redis.delete(keys.idempotency(workspace, idempotency_key))
+                if idempotency is not None:
+                    with contextlib.suppress(redis.RedisError):  # else it lapses by itself
+                        self.redis.delete(idempotency[0])
                 raise
-            if idempotency_key is not None:
-                self.redis.set(
-                    keys.idempotency(workspace, idempotency_key),
-                    f"{digest} {flow_id}",
-                    ex=IDEMPOTENCY_SECONDS,
-                )
         except redis.RedisError as exc:
             raise ServiceUnavailable(
                 "flow store (Redis) is unreachable; nothing was stored, try again"
@@ -132,10 +133,10 @@ class OtpflowClient:
         logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
         return flow_id
 
-    def _claim_idempotency(self, workspace: str, key: str, digest: str) -> str | None:
-        """None if this key is new (now reserved); else the earlier request id."""
-        name = keys.idempotency(workspace, key)
-        if self.redis.set(name, f"{digest} pending", nx=True, ex=IDEMPOTENCY_SECONDS):
+    def _claim_idempotency(self, name: str, digest: str) -> str | None:
+        """None if this key is new (now reserved while the send runs); else the earlier
+        request id."""
+        if self.redis.set(name, f"{digest} pending", nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
             return None
         raw = self.redis.get(name) or b""
         stored = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ")
@@ -145,7 +146,9 @@ class OtpflowClient:
             raise Conflict("a request with this Idempotency-Key is still being processed")
         return stored[1]
 
-    def _start(self, flow: FlowRequest, workspace: str) -> str:
+    def _start(
+        self, flow: FlowRequest, workspace: str, idempotency: tuple[str, str] | None = None
+    ) -> str:
         flow_id = str(uuid.uuid4())
         addresses = flow.addresses()
         limits = self.settings.limits
@@ -180,7 +183,11 @@ class OtpflowClient:
                 "task broker is unreachable; nothing was stored, try again"
             ) from exc
         # unmarked, the flow is never sent and the sweeper discards it
-        self.store.mark_enqueued(flow_id)
+        remember = None
+        if idempotency is not None:
+            name, digest = idempotency
+            remember = (name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
+        self.store.mark_enqueued(flow_id, remember)
         return flow_id
 
     def _active_ttl(self, flow: FlowRequest) -> int:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
+from kombu.exceptions import OperationalError
 
 from otpflow.config.settings import Settings
+from otpflow.flow import keys
 from otpflow.flow.models import InvalidRequest
-from otpflow.producers import OtpflowClient
+from otpflow.producers import OtpflowClient, ServiceUnavailable
+from otpflow.producers.client import IDEMPOTENCY_PENDING_SECONDS
 
 SMS = {
     "channel": "sms",
@@ -40,3 +45,50 @@ def test_send_stores_marks_and_enqueues(redis_client: redis.Redis) -> None:
     assert redis_client.hget(f"otpflow:flow:{flow_id}", "enqueued") == b"1"
     view = otp.status(flow_id)
     assert view is not None and view.status == "queued"
+
+
+def idempotency_record(redis_client: redis.Redis, key: str) -> tuple[str, int]:
+    name = keys.idempotency("default", key)
+    raw = redis_client.get(name)
+    return (raw.decode() if raw else ""), int(redis_client.ttl(name))
+
+
+def test_an_idempotency_key_is_recorded_with_the_acceptance(redis_client: redis.Redis) -> None:
+    otp = client(redis_client)
+    flow_id = otp.send({"messages": [SMS]}, idempotency_key="k-1")
+    value, ttl = idempotency_record(redis_client, "k-1")
+    assert value.endswith(f" {flow_id}") and ttl > IDEMPOTENCY_PENDING_SECONDS
+    assert otp.send({"messages": [SMS]}, idempotency_key="k-1") == flow_id
+
+
+def test_a_send_refused_by_the_broker_frees_its_idempotency_key(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+    with monkeypatch.context() as patch:
+        patch.setattr(otp.celery, "send_task", broker_down)
+        with pytest.raises(ServiceUnavailable):
+            otp.send({"messages": [SMS]}, idempotency_key="k-2")
+    assert idempotency_record(redis_client, "k-2") == ("", -2)
+    flow_id = otp.send({"messages": [SMS]}, idempotency_key="k-2")  # the retry goes through
+    assert idempotency_record(redis_client, "k-2")[0].endswith(f" {flow_id}")
+
+
+def test_a_key_a_failed_send_could_not_free_lapses_within_a_minute(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+
+    def redis_down(*_: Any, **__: Any) -> None:
+        raise redis.ConnectionError("connection refused")
+
+    monkeypatch.setattr(otp.store, "mark_enqueued", redis_down)  # the acceptance fails
+    monkeypatch.setattr(otp.redis, "delete", redis_down)  # and so does freeing the key
+    with pytest.raises(ServiceUnavailable):
+        otp.send({"messages": [SMS]}, idempotency_key="k-3")
+    value, ttl = idempotency_record(redis_client, "k-3")
+    assert value.endswith(" pending") and 0 < ttl <= IDEMPOTENCY_PENDING_SECONDS
+
+
+def broker_down(*_: Any, **__: Any) -> None:
+    raise OperationalError("broker unreachable")
