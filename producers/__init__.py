@@ -2,9 +2,18 @@
 
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowView, StepView
-from otpflow.producers.client import Conflict, OtpflowClient, RateLimited, ServiceUnavailable
+from otpflow.producers.client import (
+    PRODUCER_ERRORS,
+    Conflict,
+    OtpflowClient,
+    RateLimited,
+    ServiceUnavailable,
+    error_reply,
+    verify_reply,
+)
 
 __all__ = [
+    "PRODUCER_ERRORS",
     "Conflict",
     "FieldError",
     "FlowRequest",
@@ -14,4 +23,6 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "StepView",
+    "error_reply",
+    "verify_reply",
 ]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import uuid
@@ -28,6 +29,8 @@ from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowStore, FlowView, Outcome, connect_redis
 
 logger = logging.getLogger("otpflow.producers")
+
+CODE_PATTERN = re.compile(r"[0-9]{4,10}")
 
 DEFAULT_WORKSPACE = "default"
 
@@ -63,6 +66,32 @@ def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
     if isinstance(exc, ServiceUnavailable):
         return {"success": False, "message": str(exc)}, 503, {}
     raise exc
+
+
+# what a producer raises for its caller to answer (a view can catch them all with this)
+PRODUCER_ERRORS = (InvalidRequest, RateLimited, Conflict, ServiceUnavailable)
+
+VERIFY_REPLIES: dict[str, tuple[int, str]] = {
+    "verified": (200, "code verified"),
+    "wrong": (400, "wrong code"),
+    "locked": (423, "too many wrong codes: this flow is locked"),
+    "expired": (410, "no code to check: it expired, or this flow has none"),
+    "already_verified": (409, "the code was already verified"),
+    "missing": (404, "no such flow"),
+}
+
+
+def verify_reply(outcome: Outcome) -> tuple[dict[str, Any], int]:
+    """``(body, status)`` for the outcome of :meth:`OtpflowClient.verify`, shaped like
+    OTPflow's HTTP API: 200 verified, 400 wrong (with ``attempts_left``), 423 locked, 410
+    expired, 409 already verified, 404 no such flow."""
+    status, message = VERIFY_REPLIES.get(outcome.kind, (409, f"cannot verify ({outcome.kind})"))
+    body: dict[str, Any] = {"success": status == 200, "message": message}
+    if outcome.kind == "verified":
+        body["status"] = "verified"
+    elif outcome.kind == "wrong":
+        body["attempts_left"] = int(outcome.detail)
+    return body, status
 
 
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -208,7 +237,12 @@ class OtpflowClient:
         return outcome
 
     def verify(self, request_id: str, code: str) -> Outcome:
-        """Check the code a person typed (constant time, attempts counted, expiry honoured)."""
+        """Check the code a person typed (constant time, attempts counted, expiry honoured).
+
+        ``InvalidRequest`` for something that is no code at all (4-10 digits): it costs no
+        attempt."""
+        if not (isinstance(code, str) and CODE_PATTERN.fullmatch(code)):
+            raise InvalidRequest([FieldError("code", "a string of 4-10 digits is required")])
         try:
             outcome = self.store.verify(request_id, code)
         except redis.RedisError as exc:
@@ -243,12 +277,16 @@ class OtpflowClient:
         if errors:
             raise InvalidRequest(errors)
 
-    def status(self, request_id: str) -> FlowView | None:
-        """The flow's status, steps and timeline, or None if unknown (or expired)."""
+    def status(self, request_id: str, workspace: str | None = None) -> FlowView | None:
+        """The flow's status, steps and timeline, or None if unknown, expired or (given
+        ``workspace``) another workspace's."""
         try:
-            return self.store.get(request_id)
+            view = self.store.get(request_id)
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+        if view is not None and workspace is not None and view.workspace != workspace:
+            return None
+        return view
 
     def health(self) -> dict[str, bool]:
         """Whether the flow store and the broker answer right now."""

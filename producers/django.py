@@ -99,10 +99,7 @@ def send_otp(
 
 def flow_status(request_id: str, workspace: str | None = None) -> FlowView | None:
     """The flow, or None if it is unknown, expired, or (given ``workspace``) someone else's."""
-    view = get_client().status(request_id)
-    if view is not None and workspace is not None and view.workspace != workspace:
-        return None
-    return view
+    return get_client().status(request_id, workspace)
 
 
 def cancel(request_id: str) -> Outcome:

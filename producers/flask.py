@@ -98,10 +98,7 @@ class OTPflow:
 
     def status(self, request_id: str, workspace: str | None = None) -> FlowView | None:
         """The flow, or None if unknown, expired, or (given ``workspace``) someone else's."""
-        view = self.client.status(request_id)
-        if view is not None and workspace is not None and view.workspace != workspace:
-            return None
-        return view
+        return self.client.status(request_id, workspace)
 
     def cancel(self, request_id: str) -> Outcome:
         """End a flow now; ``kind`` is ``cancelled``, or says why not (``missing``, ...)."""

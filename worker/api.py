@@ -34,6 +34,7 @@ from otpflow.producers.client import (
     RateLimited,
     ServiceUnavailable,
     error_reply,
+    verify_reply,
 )
 from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
 from otpflow.worker.metrics import CONTENT_TYPE, render
@@ -286,8 +287,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             raise ApiError(429, "too many requests for this workspace", retry_after=1)
 
     def own_flow(request_id: str, workspace: str) -> FlowView:
-        view = otp.status(request_id)
-        if view is None or view.workspace != workspace:
+        view = otp.status(request_id, workspace)
+        if view is None:
             raise ApiError(404, "no such flow")
         return view
 
@@ -327,7 +328,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         request_id: str,
         request: Request,
         workspace: Workspace,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         try:
             body = VerifyBody.model_validate(await json_body(request))
         except ValidationError as exc:
@@ -338,17 +339,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             ) from exc
         await run_in_threadpool(own_flow, request_id, workspace)
         outcome = await run_in_threadpool(otp.verify, request_id, body.code)
-        if outcome.kind == "verified":
-            return {"success": True, "message": "code verified", "status": "verified"}
-        if outcome.kind == "wrong":
-            raise ApiError(400, "wrong code", attempts_left=int(outcome.detail))
-        answers = {
-            "locked": (423, "too many wrong codes: this flow is locked"),
-            "expired": (410, "no code to check: it expired, or this flow has none"),
-            "already_verified": (409, "the code was already verified"),
-        }
-        status, message = answers.get(outcome.kind, (409, f"cannot verify ({outcome.kind})"))
-        raise ApiError(status, message)
+        reply, status = verify_reply(outcome)
+        return JSONResponse(reply, status_code=status)
 
     @app.get(
         "/v1/otpflow/{request_id}",

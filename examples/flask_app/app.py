@@ -13,12 +13,11 @@ from typing import Any
 
 from flask import Flask, request
 
-from otpflow.producers import Conflict, InvalidRequest, RateLimited, ServiceUnavailable
+from otpflow.producers import PRODUCER_ERRORS, verify_reply
 from otpflow.producers.flask import OTPflow, error_response
 
 WORKSPACE = "default"
 SENDER_ID = "ACME"
-OTPFLOW_ERRORS = (InvalidRequest, RateLimited, Conflict, ServiceUnavailable)
 
 otpflow = OTPflow()
 
@@ -58,25 +57,13 @@ def _body() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-VERIFY_ANSWERS = {
-    "locked": (423, "too many wrong codes: this flow is locked"),
-    "expired": (410, "no code to check: it expired, or this flow has none"),
-    "already_verified": (409, "the code was already verified"),
-    "missing": (404, "no such flow"),
-}
-
-
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config or {})
     otpflow.init_app(app)
 
-    @app.errorhandler(InvalidRequest)
-    @app.errorhandler(RateLimited)
-    @app.errorhandler(Conflict)
-    @app.errorhandler(ServiceUnavailable)
-    def otpflow_error(exc: Exception) -> Reply:
-        return error_response(exc)
+    for error in PRODUCER_ERRORS:  # a bad flow or code, a limit, Redis down: one JSON shape
+        app.register_error_handler(error, error_response)
 
     @app.post("/otp")
     def start() -> Reply:
@@ -102,19 +89,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.post("/otp/<request_id>/verify")
     def verify(request_id: str) -> Reply:
-        code = _body().get("code")
-        if not isinstance(code, str) or not code.isdigit():
-            return {"message": "code: a string of digits is required"}, 400
         if otpflow.status(request_id, workspace=WORKSPACE) is None:
             return {"message": "no such flow"}, 404
-        outcome = otpflow.verify(request_id, code)
-        if outcome.kind == "verified":
-            return {"status": "verified"}, 200
-        if outcome.kind == "wrong":
-            return {"message": "wrong code", "attempts_left": int(outcome.detail)}, 400
-        status_code, message = VERIFY_ANSWERS.get(
-            outcome.kind, (409, f"cannot verify ({outcome.kind})")
-        )
-        return {"message": message}, status_code
+        # a code that is no code is InvalidRequest (400 naming "code"), costing no attempt
+        return verify_reply(otpflow.verify(request_id, _body().get("code")))
 
     return app

@@ -108,7 +108,8 @@ def test_code_by_sms_then_verified(flask_system: System, client: FlaskClient) ->
     miss = client.post(f"/otp/{request_id}/verify", json={"code": wrong})
     assert miss.status_code == 400 and miss.get_json()["attempts_left"] == 4
     right = client.post(f"/otp/{request_id}/verify", json={"code": code})
-    assert right.status_code == 200 and right.get_json() == {"status": "verified"}
+    assert right.status_code == 200
+    assert right.get_json() == {"success": True, "message": "code verified", "status": "verified"}
     again = client.post(f"/otp/{request_id}/verify", json={"code": code})
     assert again.status_code == 409
 

@@ -92,3 +92,16 @@ def test_a_key_a_failed_send_could_not_free_lapses_within_a_minute(
 
 def broker_down(*_: Any, **__: Any) -> None:
     raise OperationalError("broker unreachable")
+
+
+@pytest.mark.parametrize("typed", ["12", "12345678901", "12a456", "", None])
+def test_something_that_is_no_code_is_refused_without_spending_an_attempt(
+    redis_client: redis.Redis, typed: Any
+) -> None:
+    otp = client(redis_client)
+    sms = SMS | {"data": SMS["data"] | {"message": "Code {{code}}"}}
+    flow_id = otp.send({"messages": [sms], "otp": {"max_attempts": 3}})
+    with pytest.raises(InvalidRequest) as caught:
+        otp.verify(flow_id, typed)
+    assert [error.path for error in caught.value.errors] == ["code"]
+    assert redis_client.hget(keys.flow(flow_id), "otp_attempts_left") == b"3"

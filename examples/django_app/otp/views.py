@@ -6,7 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from otpflow.producers import Conflict, InvalidRequest, RateLimited, ServiceUnavailable
+from otpflow.producers import PRODUCER_ERRORS, ServiceUnavailable, verify_reply
 from otpflow.producers import django as otpflow
 
 WORKSPACE = "default"
@@ -57,7 +57,7 @@ def start(request: HttpRequest) -> JsonResponse:
     phone = _body(request).get("phone")
     try:
         request_id = otpflow.send_otp(otp_flow(phone), workspace=WORKSPACE)
-    except (InvalidRequest, RateLimited, Conflict, ServiceUnavailable) as exc:
+    except PRODUCER_ERRORS as exc:
         return otpflow.error_response(exc)
     return JsonResponse({"request_id": request_id}, status=202)
 
@@ -83,31 +83,15 @@ def status(request: HttpRequest, request_id: str) -> JsonResponse:
     )
 
 
-VERIFY_ANSWERS = {
-    "verified": (200, "code verified"),
-    "wrong": (400, "wrong code"),
-    "locked": (423, "too many wrong codes: this flow is locked"),
-    "expired": (410, "no code to check: it expired, or this flow has none"),
-    "already_verified": (409, "the code was already verified"),
-    "missing": (404, "no such flow"),
-}
-
-
 @csrf_exempt
 @require_POST
 def verify(request: HttpRequest, request_id: str) -> JsonResponse:
-    code = _body(request).get("code")
-    if not isinstance(code, str) or not code.isdigit() or not 4 <= len(code) <= 10:
-        return JsonResponse({"message": "a code of 4-10 digits is required"}, status=400)
     try:
         if otpflow.flow_status(request_id, workspace=WORKSPACE) is None:
             return JsonResponse({"message": "no such flow"}, status=404)
-        outcome = otpflow.verify(request_id, code)
-    except ServiceUnavailable as exc:
+        # a code that is no code is InvalidRequest (400 naming "code"), costing no attempt
+        outcome = otpflow.verify(request_id, _body(request).get("code"))
+    except PRODUCER_ERRORS as exc:
         return otpflow.error_response(exc)
-    default = (409, f"cannot verify ({outcome.kind})")
-    status_code, message = VERIFY_ANSWERS.get(outcome.kind, default)
-    body = {"status": outcome.kind, "message": message}
-    if outcome.kind == "wrong":
-        body["attempts_left"] = int(outcome.detail)
+    body, status_code = verify_reply(outcome)
     return JsonResponse(body, status=status_code)
