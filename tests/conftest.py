@@ -29,3 +29,11 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OTPFLOW_* variable of this process may change what a test builds."""
+    for name in list(os.environ):
+        if name.startswith("OTPFLOW_"):
+            monkeypatch.delenv(name)

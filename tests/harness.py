@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, FlowView
@@ -176,6 +177,18 @@ def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
     """How much one series grew between two scrapes."""
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def env_fields(model: type[BaseModel], prefix: str = "OTPFLOW_") -> dict[str, Any]:
+    """Every setting's environment variable name, with the type of its value."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields |= env_fields(annotation, f"{prefix}{name.upper()}__")
+        else:
+            fields[f"{prefix}{name.upper()}"] = annotation
+    return fields
 
 
 def recipient() -> str:

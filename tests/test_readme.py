@@ -5,27 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from otpflow.config.settings import Settings
+
+from harness import env_fields
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def env_names(model: type[BaseModel], prefix: str) -> set[str]:
-    names = set()
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= env_names(annotation, f"{prefix}{name.upper()}__")
-        else:
-            names.add(f"{prefix}{name.upper()}")
-    return names
-
-
 def test_settings_table_matches_the_settings() -> None:
     table = set(re.findall(r"^\| `(OTPFLOW_[A-Z_]+)` \|", README, flags=re.MULTILINE))
-    assert table == env_names(Settings, "OTPFLOW_")
+    assert table == set(env_fields(Settings))
 
 
 def test_readme_gives_the_test_command_ci_runs() -> None:

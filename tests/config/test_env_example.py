@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from otpflow.config.settings import Settings
+
+from harness import env_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / ".env.example"
 LINES = EXAMPLE.read_text().splitlines()
 # "# NAME=value" (documented, commented out) or "NAME=value" (set)
 ASSIGNMENT = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]*)=(.*)$")
-
-
-def env_fields(model: type[BaseModel], prefix: str = "OTPFLOW_") -> dict[str, Any]:
-    """Every setting's environment variable name, with the type of its value."""
-    fields: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields |= env_fields(annotation, f"{prefix}{name.upper()}__")
-        else:
-            fields[f"{prefix}{name.upper()}"] = annotation
-    return fields
 
 
 FIELDS = env_fields(Settings)
@@ -52,14 +40,6 @@ def value(settings: Settings, env_name: str) -> Any:
     for part in env_name.removeprefix("OTPFLOW_").lower().split("__"):
         found = getattr(found, part)
     return found.get_secret_value() if isinstance(found, SecretStr) else found
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No OTPFLOW_* variable of this process may mask what the file says."""
-    for name in list(os.environ):
-        if name.startswith("OTPFLOW_"):
-            monkeypatch.delenv(name)
 
 
 def test_every_setting_is_documented_once_and_nothing_else() -> None:
