@@ -35,7 +35,7 @@ import redis
 from rich.console import Console
 
 from otpflow.config.settings import Settings
-from otpflow.flow.metrics import Metrics, field, parse_field
+from otpflow.flow.metrics import Metrics, field, series
 from otpflow.flow.store import FlowStore
 from otpflow.producers import OtpflowClient, ServiceUnavailable
 from otpflow.worker.stack import Stack
@@ -168,10 +168,7 @@ def run(args: argparse.Namespace) -> int:
     # the metrics must tell the same story, whatever was killed or cut on the way
     outcomes = Counter(ended.values())
     metric_outcomes = {
-        labels["outcome"]: int(value)
-        for raw, value in counted.items()
-        for name, labels in [parse_field(raw)]
-        if name == "flows_ended"
+        labels["outcome"]: int(value) for labels, value in series(counted, "flows_ended")
     }
     started = int(counted.get(field("flows_started"), 0))
     metrics_agree = started == len(accepted) and metric_outcomes == dict(outcomes)

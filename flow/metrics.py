@@ -84,6 +84,16 @@ def parse_field(raw: str) -> tuple[str, dict[str, str]]:
     return name, dict(pair.split("=", 1) for pair in pairs)
 
 
+def series(values: dict[str, float], metric: str) -> list[tuple[dict[str, str], float]]:
+    """One metric's labelled values out of :meth:`Metrics.read`."""
+    found = []
+    for raw, value in values.items():
+        name, labels = parse_field(raw)
+        if name == metric:
+            found.append((labels, value))
+    return found
+
+
 def bucket_label(bound: float) -> str:
     return "+Inf" if bound == math.inf else repr(bound)
 

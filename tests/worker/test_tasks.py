@@ -332,9 +332,8 @@ def test_provider_sends_are_counted_by_what_the_provider_answered(
     assert tasks.send_step(rt, enqueue, other, 0, 1, 1) == "ambiguous"  # type: ignore[arg-type]
     sends = {
         (labels["provider"], labels["result"]): value
-        for raw, value in rt.metrics.read().items()
-        for name, labels in [metrics.parse_field(raw)]
-        if name == "provider_sends" and labels["channel"] == "sms"
+        for labels, value in metrics.series(rt.metrics.read(), "provider_sends")
+        if labels["channel"] == "sms"
     }
     assert sends == {
         ("p1", "unavailable"): 1,

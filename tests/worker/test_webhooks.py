@@ -37,11 +37,10 @@ def test_each_delivery_attempt_is_counted_by_its_result(redis_client: redis.Redi
         rt, "f1", "ftp://x/", {}, "f1:dlr:0:0", {"type": "relay", "step": 0}, 1, retries.append
     )
     assert relay == "refused"
+    values = metrics.Metrics(redis_client).read()
     counted = {
         (labels["event"], labels["result"]): value
-        for raw, value in metrics.Metrics(redis_client).read().items()
-        for name, labels in [metrics.parse_field(raw)]
-        if name == "webhook_deliveries"
+        for labels, value in metrics.series(values, "webhook_deliveries")
     }
     assert counted == {
         ("channel_switch", "retrying"): 2,
