@@ -19,91 +19,37 @@ Times come from one machine's clock (the store's Redis TIME and the simulator's 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack
 
-from common import progress_bars, progress_console, sms_then_whatsapp, wait_ended
+from common import (
+    cpu_seconds,
+    percentile,
+    progress_bars,
+    progress_console,
+    sms_then_whatsapp,
+    submit,
+    wait_ended,
+)
 
 console = Console()  # the results, on stdout; progress goes to stderr
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
     to = f"91{7_000_000_000 + index}"
     return to, sms_then_whatsapp(to, timeout, 30)
-
-
-def submit(
-    client: OtpflowClient,
-    bodies: list[dict[str, Any]],
-    rate: float,
-    producers: int,
-    progress: Progress,
-) -> list[str]:
-    """Send every flow: as fast as `producers` threads can, or paced at `rate` flows/s."""
-    bar = progress.add_task("submitting", total=len(bodies))
-
-    def send(body: dict[str, Any]) -> str:
-        flow_id = client.send(body, workspace="bench")
-        progress.advance(bar)  # thread safe
-        return flow_id
-
-    if rate <= 0:
-        with ThreadPoolExecutor(producers) as pool:
-            return list(pool.map(send, bodies))
-    flow_ids = []
-    start = time.monotonic()
-    for index, body in enumerate(bodies):
-        pause = start + index / rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        flow_ids.append(send(body))
-    return flow_ids
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live descendants (a prefork pool's
-    children), plus its reaped children (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])
-    for child in _children(pid):
-        # a child that exited meanwhile is counted in its parent's reaped children
-        with contextlib.suppress(OSError):
-            ticks += round(cpu_seconds(child) * os.sysconf("SC_CLK_TCK"))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def run(args: argparse.Namespace) -> int:

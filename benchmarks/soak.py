@@ -46,8 +46,8 @@ from common import progress_bars, progress_console, sms_then_whatsapp, wait_ende
 console = Console()  # the results, on stdout; progress goes to stderr
 
 SOAK_ENV = {
-    "OTPFLOW_SWEEP_INTERVAL_SECONDS": "1",
-    "OTPFLOW_SWEEP_GRACE_SECONDS": "2",
+    "OTPFLOW_TIMER_POLL_SECONDS": "0.05",
+    "OTPFLOW_RECOVERY_GRACE_SECONDS": "2",
     "OTPFLOW_SEND_BUDGET_SECONDS": "4",
     "OTPFLOW_PROVIDER_TIMEOUT_SECONDS": "2",
 }
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     faults: list[str] = []
     with stack:
         with progress_console.status(
-            f"starting {args.workers} worker process(es), beat, the simulator and the API"
+            f"starting {args.workers} worker process(es), the simulator and the API"
         ):
             stack.start(workers=args.workers, concurrency=16)
         httpx.post(

@@ -167,14 +167,19 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(
         default=6, ge=1, description="Attempts for a switch webhook before giving up."
     )
-    sweep_interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often beat runs the recovery sweep."
+    timer_poll_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="How often each worker's timer loop looks for due timers when none is due "
+        "sooner: a timeout fires at most this late (plus the time to act on it).",
     )
-    sweep_grace_seconds: float = Field(
+    recovery_grace_seconds: float = Field(
         default=10.0,
-        ge=0,
-        description="How long past its deadline a step waits for its own task before the "
-        "sweeper recovers it.",
+        gt=0,
+        description="How long a step may wait unclaimed (its send lost with a killed worker, "
+        "or queued behind a backlog) before the workers send it again, and how long a timer "
+        "a worker took stays its own before another worker may take it.",
     )
     log_level: str = Field(default="WARNING", description="Log level of OTPflow processes.")
     task_events: bool = Field(

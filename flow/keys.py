@@ -57,13 +57,15 @@ def idempotency(workspace: str, key: str) -> str:
     return f"{PREFIX}:idem:{workspace}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
-def deadlines() -> str:
-    """Sorted set: ``<flow_id>:<step>`` scored by the time its check is due.
+def timers() -> str:
+    """Sorted set: every timer, scored by when it is due (Redis time), taken by the workers'
+    timer loop. A step's timer is ``<flow_id>:<step>``; a task to publish later (a retry with
+    backoff) is ``["<task name>", [args]]``.
 
-    One key for all flows: entries leave when their step ends, and its TTL is refreshed on
-    every write, so it holds in-flight steps only.
+    One key for all flows: entries leave when their step ends or their task is published, and
+    its TTL is refreshed on every write, so it holds pending work only.
     """
-    return f"{PREFIX}:deadlines"
+    return f"{PREFIX}:timers"
 
 
 def metrics() -> str:

@@ -1,6 +1,6 @@
 """Counters and histograms kept in Redis, so every process's numbers reach one scrape.
 
-Workers, beat and the API are separate processes, often on separate hosts (``--scale
+Workers and the API are separate processes, often on separate hosts (``--scale
 worker=4``), so Prometheus's multiprocess mode (a shared directory) does not fit. Every process
 adds to one Redis hash instead (:func:`otpflow.flow.keys.metrics`), and the API's ``/metrics``
 reads it. Transitions count themselves inside the store's Lua scripts, so a flow that ends is

@@ -39,9 +39,11 @@ _PRELUDE = (
     + lua_table("FLOW", FLOW_TRANSITIONS)
     + metrics.lua_prelude()
     + """
-local FLOW_KEY, EVENTS_KEY, DEADLINES_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local FLOW_KEY, EVENTS_KEY, TIMERS_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FLOW_ID = ARGV[1]
 local TTL = tonumber(ARGV[2])
+-- how long a step may wait unclaimed, or a leased timer stay taken, before it is recovered
+local GRACE = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
@@ -79,14 +81,20 @@ local function flow_to(ev)
   return target
 end
 
+-- The step's timer: when the workers' timer loop must look at it again.
+local function set_timer(i, at)
+  redis.call('ZADD', TIMERS_KEY, at, FLOW_ID .. ':' .. i)
+  redis.call('EXPIRE', TIMERS_KEY, TTL)
+end
+
+-- A deadline the step must meet (its send lease, then its DLR timeout), with its timer.
 local function set_deadline(i, at)
   sset(i, 'deadline', at)
-  redis.call('ZADD', DEADLINES_KEY, at, FLOW_ID .. ':' .. i)
-  redis.call('EXPIRE', DEADLINES_KEY, TTL)
+  set_timer(i, at)
 end
 
 local function clear_deadline(i)
-  redis.call('ZREM', DEADLINES_KEY, FLOW_ID .. ':' .. i)
+  redis.call('ZREM', TIMERS_KEY, FLOW_ID .. ':' .. i)
 end
 
 -- The flow has ended: later steps that never started are skipped, no deadline remains.
@@ -116,8 +124,8 @@ local function advance(i, reason)
   local from_status = sget(i, 'status')
   if i + 1 < n then
     redis.call('HSET', FLOW_KEY, 'current', i + 1, 'updated_at', NOW)
-    -- a pending step overdue by the grace period gets its send re-enqueued by the sweeper
-    set_deadline(i + 1, NOW)
+    -- a step still unclaimed after the grace period gets its send again (see _CHECK)
+    set_timer(i + 1, NOW + GRACE)
     event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
            reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
     count('channel_switches|from_channel=' .. sget(i, 'channel') .. '|to_channel='
@@ -137,7 +145,7 @@ local FLOW_ENDED = {delivered = true, failed = true, cancelled = true, verified 
 )
 
 _CLAIM = """
-local i, attempt, lease = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local i, attempt, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local status = get('status')
 if FLOW_ENDED[status] then
   step_to(i, 'skip')
@@ -155,11 +163,12 @@ elseif sget(i, 'status') ~= 'sending' or tonumber(sget(i, 'attempts')) ~= attemp
   return {'already_claimed', sget(i, 'status')}
 end
 sset(i, 'attempts', attempt)
-return {'claimed', sget(i, 'claimed_at')}
+-- how long the step has been sending, by Redis time: what its send budget is measured on
+return {'claimed', tostring(NOW - tonumber(sget(i, 'claimed_at')))}
 """
 
 _ACCEPTED = """
-local i, provider, message_id, timeout = tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+local i, provider, message_id, timeout = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
 sset(i, 'provider', provider)
 sset(i, 'message_id', message_id)
 sset(i, 'accepted_at', NOW)
@@ -171,24 +180,26 @@ return {'sent', tostring(NOW + timeout)}
 """
 
 _SEND_ERROR = """
-local i, provider, reason = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local i, provider, reason = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 if provider ~= '' then sset(i, 'provider', provider) end
 sset(i, 'reason', reason)
 if not step_to(i, 'send_error') then return {'ignored', sget(i, 'status')} end
 event({type = 'send_error', step = i, channel = sget(i, 'channel'), provider = provider,
        reason = reason})
-return {'error', ''}
+-- the step is over: the next channel starts now
+if FLOW_ENDED[get('status')] or tonumber(get('current')) ~= i then return {'error', ''} end
+return advance(i, 'send_error')
 """
 
 _ATTEMPT_FAILED = """
-local i, provider, reason, attempt = tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+local i, provider, reason, attempt = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
 event({type = 'attempt_failed', step = i, channel = sget(i, 'channel'), provider = provider,
        reason = reason, attempt = attempt})
 return {'recorded', ''}
 """
 
 _DLR = """
-local i, dlr, step_event, provider = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local i, dlr, step_event, provider = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local before = sget(i, 'status')
 if not before or before == 'pending' or before == 'skipped' then
   -- no message went out for this step: whatever this is, it is not its report
@@ -237,41 +248,39 @@ if step_status == 'delivered' then
   end
   return {'recorded', ''}
 end
--- failed: the check task decides the switch, now instead of at the timeout
+-- failed: the next channel starts now instead of at the timeout
 if FLOW_ENDED[flow_status] or tonumber(get('current')) ~= i then return {'recorded', ''} end
-return {'failed', ''}
+return advance(i, 'dlr_' .. dlr)
 """
 
 _CHECK = """
-local i = tonumber(ARGV[3])
-if FLOW_ENDED[get('status')] then return {'flow_ended', get('status')} end
+-- A step's timer is due: decide what it means now.
+local i, resend_cap = tonumber(ARGV[4]), tonumber(ARGV[5])
+if FLOW_ENDED[get('status')] then
+  clear_deadline(i)
+  return {'flow_ended', get('status')}
+end
 local current = tonumber(get('current'))
-if current ~= i then return {'moved_on', tostring(current)} end
+if current ~= i then
+  clear_deadline(i)
+  return {'moved_on', tostring(current)}
+end
 local status = sget(i, 'status')
 if status == 'sent' or status == 'sending' then
   local deadline = tonumber(sget(i, 'deadline'))
   if NOW < deadline then
-    set_deadline(i, deadline)  -- the sweeper leased the entry; put its real due time back
+    set_timer(i, deadline)  -- taken early (a lease ran out): put its real due time back
     return {'not_due', tostring(deadline - NOW)}
   end
   step_to(i, 'deadline')
   if status == 'sent' then return advance(i, 'timeout') end
+  -- its send task vanished mid-send: never sent again, the next channel covers it
   sset(i, 'reason', 'send_lease_expired')
   return advance(i, 'send_lease_expired')
 end
 if status == 'failed' then return advance(i, 'dlr_' .. (sget(i, 'dlr') or 'failed')) end
 if status == 'error' then return advance(i, 'send_error') end
-return {'waiting', status}
-"""
-
-_RECOVER = """
--- The sweeper found this step's deadline overdue: say what recovers it.
-local i = tonumber(ARGV[3])
-if FLOW_ENDED[get('status')] or tonumber(get('current')) ~= i then
-  clear_deadline(i)
-  return {'stale', ''}
-end
-if sget(i, 'status') ~= 'pending' then return {'check', ''} end
+-- pending, a grace period after it became current, and never claimed
 if i == 0 and get('enqueued') ~= '1' then
   -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted
   clear_deadline(i)
@@ -280,10 +289,9 @@ if i == 0 and get('enqueued') ~= '1' then
 end
 -- Its send was lost with a killed worker, or is only queued behind a backlog: the claim makes a
 -- resend safe either way. Each resend doubles the wait before the next, so a backlog is fed a
--- few duplicates per step, not one per sweep (which would grow the backlog it waits behind).
+-- few duplicates per step, not one per grace period (which would grow the backlog it waits in).
 local resends = redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':resends', 1)
-local wait = math.min(tonumber(ARGV[4]) * 2 ^ (resends - 1), tonumber(ARGV[5]))
-redis.call('ZADD', DEADLINES_KEY, NOW + wait, FLOW_ID .. ':' .. i)
+set_timer(i, NOW + math.min(GRACE * 2 ^ (resends - 1), resend_cap))
 return {'resend', tostring(resends)}
 """
 
@@ -354,16 +362,29 @@ end
 return {'ok', ''}
 """
 
-_DUE = """
--- Overdue deadline entries, each leased for ARGV[3] seconds so concurrent sweeps share the work.
+_TAKE_DUE = """
+-- Take up to ARGV[1] due timers, each leased for ARGV[2] seconds: a worker that dies holding
+-- one lets another take it then; two workers never take the same one. Also says when the
+-- next timer is due (seconds from now, -1 for none), so the caller can sleep until then.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),
-                       'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), member)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), member)
 end
-return due
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_in = -1
+if first[2] then next_in = math.max(tonumber(first[2]) - now, 0) end
+return {tostring(next_in), due}
+"""
+
+_LATER = """
+-- A task to publish ARGV[2] seconds from now (Redis time), by the workers' timer loop.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return tostring(now + tonumber(ARGV[2]))
 """
 
 _KEEP_REPORT = """
@@ -384,6 +405,8 @@ return ended('cancelled', '')
 
 
 MAX_REPORTS_PER_FLOW = 100
+# a step resent again and again is queued behind a backlog, not lost: resend it rarely
+MAX_RESEND_WAIT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -398,6 +421,34 @@ class Outcome:
     @property
     def number(self) -> float:
         return float(self.detail)
+
+
+@dataclass(frozen=True)
+class Timer:
+    """One entry of the timers index: a step to look at (``flow_id``, ``step``), or a task to
+    publish (``task``, ``args``: ids and counters only, like every task's arguments)."""
+
+    member: str
+    flow_id: str = ""
+    step: int = 0
+    task: str = ""
+    args: tuple[Any, ...] = ()
+
+    @classmethod
+    def parse(cls, member: str) -> Timer:
+        """The entry as written by the store; anything else (a stray write) as neither."""
+        try:
+            if member.startswith("["):
+                task, args = json.loads(member)
+                return cls(member, task=str(task), args=tuple(args))
+            flow_id, _, step = member.rpartition(":")
+            return cls(member, flow_id=flow_id, step=int(step))
+        except (ValueError, TypeError):
+            return cls(member)
+
+    @property
+    def is_step(self) -> bool:
+        return bool(self.flow_id)
 
 
 @dataclass(frozen=True)
@@ -458,9 +509,11 @@ def _float(value: str | None) -> float | None:
 class FlowStore:
     """Reads flows and applies transitions; one instance per process, built at the edge."""
 
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, grace_seconds: float = 10.0) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
+        # how long a step may stay unclaimed, or a taken timer unfinished, before recovery
+        self.grace_seconds = grace_seconds
         self._scripts = {
             name: redis.register_script(_PRELUDE + body)
             for name, body in {
@@ -471,14 +524,14 @@ class FlowStore:
                 "dlr": _DLR,
                 "check": _CHECK,
                 "cancel": _CANCEL,
-                "recover": _RECOVER,
                 "verify_attempt": _VERIFY_ATTEMPT,
                 "verified": _VERIFIED,
                 "wrong_code": _WRONG_CODE,
             }.items()
         }
         self._admit = redis.register_script(_ADMIT)
-        self._due = redis.register_script(_DUE)
+        self._take_due = redis.register_script(_TAKE_DUE)
+        self._later = redis.register_script(_LATER)
         self._keep_report = redis.register_script(_KEEP_REPORT)
 
     # -- writing -------------------------------------------------------------------------
@@ -533,9 +586,11 @@ class FlowStore:
         pipe.expire(keys.events(flow_id), ttl)
         if code is not None and request.otp is not None:
             pipe.set(keys.code(flow_id), code, ex=request.otp.ttl)
-        # step 0's send must start soon; the sweeper re-enqueues it if the enqueue was lost
-        pipe.zadd(keys.deadlines(), {f"{flow_id}:0": now})
-        pipe.expire(keys.deadlines(), ttl)
+        # step 0's timer: if its send is not claimed within the grace period, the timer loop
+        # sends it again (or discards the flow, if its producer never confirmed it)
+        self._later(
+            keys=[keys.timers()], args=[f"{flow_id}:0", self.grace_seconds, ttl], client=pipe
+        )
         pipe.execute()
         return flow_id
 
@@ -617,7 +672,7 @@ class FlowStore:
         """Remove a flow that could not be enqueued, so nothing stays half-stored."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(*keys.flow_keys(flow_id))
-        pipe.zrem(keys.deadlines(), f"{flow_id}:0")
+        pipe.zrem(keys.timers(), f"{flow_id}:0")
         pipe.execute()
 
     def _run(self, name: str, flow_id: str, *args: str | int | float) -> Outcome:
@@ -625,11 +680,11 @@ class FlowStore:
             keys=[
                 keys.flow(flow_id),
                 keys.events(flow_id),
-                keys.deadlines(),
+                keys.timers(),
                 keys.request(flow_id),
                 keys.metrics(),
             ],
-            args=[flow_id, self.ttl_seconds, *args],
+            args=[flow_id, self.ttl_seconds, self.grace_seconds, *args],
         )
         kind, detail, *flag = (
             item.decode() if isinstance(item, bytes) else str(item) for item in raw
@@ -637,9 +692,9 @@ class FlowStore:
         return Outcome(kind, detail, notify=flag == ["1"])
 
     def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
-        """Take a step for sending: ``claimed`` (detail: first claim time) for exactly one
-        caller per attempt; ``already_claimed``, ``not_current``, ``not_enqueued`` (detail: the
-        flow's creation time) or ``flow_ended`` otherwise."""
+        """Take a step for sending: ``claimed`` (detail: seconds since its first claim) for
+        exactly one caller per attempt; ``already_claimed``, ``not_current``, ``not_enqueued``
+        or ``flow_ended`` otherwise."""
         return self._run("claim", flow_id, step, attempt, lease_seconds)
 
     def accepted(
@@ -655,12 +710,15 @@ class FlowStore:
         return self._run("attempt_failed", flow_id, step, provider, reason, attempt)
 
     def send_error(self, flow_id: str, step: int, provider: str, reason: str) -> Outcome:
-        """The step could not be sent; the check task moves the flow on."""
+        """The step could not be sent: the flow moves on at once, ``switched`` (to the step in
+        detail) or ``exhausted``; ``error`` if it had already moved on, ``ignored`` if the step
+        had already ended."""
         return self._run("send_error", flow_id, step, provider, reason)
 
     def record_dlr(self, flow_id: str, step: int, status: DlrStatus, provider: str) -> Outcome:
-        """Record a normalised report: ``delivered``, ``failed`` (check now), ``recorded``,
-        ``late`` or ``duplicate``."""
+        """Record a normalised report: ``delivered``; a failed report of the running step moves
+        the flow on at once, ``switched`` (to the step in detail) or ``exhausted``; otherwise
+        ``recorded``, ``late`` or ``duplicate``."""
         step_event = DLR_EVENTS[status]
         return self._run(
             "dlr", flow_id, step, status.value, step_event.value if step_event else "", provider
@@ -683,33 +741,36 @@ class FlowStore:
         return json.loads(raw) if raw else None
 
     def check(self, flow_id: str, step: int) -> Outcome:
-        """Decide a step whose wait may be over: ``switched`` (to the step in detail),
-        ``exhausted``, ``not_due`` (seconds left in detail), ``moved_on``, ``flow_ended``,
-        ``waiting``."""
-        return self._run("check", flow_id, step)
+        """Decide a step whose timer is due: ``switched`` (to the step in detail) or
+        ``exhausted`` when its deadline passed; ``resend`` (detail: how many times now) for a
+        step never claimed; ``discarded`` for a flow never accepted; ``not_due`` (seconds left)
+        for a timer taken early; ``moved_on``, ``flow_ended`` or ``missing``: nothing to do.
 
-    def due(self, grace_seconds: float, lease_seconds: float, limit: int) -> list[tuple[str, int]]:
-        """Steps whose deadline passed more than ``grace_seconds`` ago, leased to the caller."""
-        members = self._due(keys=[keys.deadlines()], args=[grace_seconds, limit, lease_seconds])
-        found = []
-        for member in members:
-            flow_id, _, step = member.decode().rpartition(":")
-            found.append((flow_id, int(step)))
-        return found
-
-    def recover(
-        self, flow_id: str, step: int, resend_wait: float, max_resend_wait: float
-    ) -> Outcome:
-        """For an overdue step: ``resend`` (never claimed; detail: how many times now),
-        ``check`` (decide it now), ``discarded`` (never accepted), ``stale`` or ``missing``
-        (nothing to do).
-
-        A resent step is due again after ``resend_wait`` seconds, doubling with every resend
-        up to ``max_resend_wait``."""
-        outcome = self._run("recover", flow_id, step, resend_wait, max_resend_wait)
+        A resent step is looked at again after the grace period, doubling with every resend up
+        to ``MAX_RESEND_WAIT_SECONDS``, so a backlog is fed a few duplicates, not one per look.
+        """
+        outcome = self._run("check", flow_id, step, MAX_RESEND_WAIT_SECONDS)
         if outcome.kind == "missing":
-            self.redis.zrem(keys.deadlines(), f"{flow_id}:{step}")
+            self.redis.zrem(keys.timers(), f"{flow_id}:{step}")
         return outcome
+
+    def take_due(self, limit: int, lease_seconds: float) -> tuple[list[Timer], float | None]:
+        """Take up to ``limit`` due timers, each leased for ``lease_seconds`` (by Redis time:
+        no two callers get the same one); also the seconds until the next one is due (None
+        when there is none)."""
+        next_in, members = self._take_due(keys=[keys.timers()], args=[limit, lease_seconds])
+        wait = float(next_in)
+        return [Timer.parse(member.decode()) for member in members], (wait if wait >= 0 else None)
+
+    def later(self, task: str, args: list[Any], delay: float) -> None:
+        """Have the workers' timer loop publish ``task(*args)`` ``delay`` seconds from now."""
+        member = json.dumps([task, args], separators=(",", ":"))
+        self._later(keys=[keys.timers()], args=[member, delay, self.ttl_seconds])
+
+    def timer_done(self, timer: Timer) -> None:
+        """A taken task timer was published: remove it (a step timer's transition moves its
+        own entry)."""
+        self.redis.zrem(keys.timers(), timer.member)
 
     def cancel(self, flow_id: str) -> Outcome:
         return self._run("cancel", flow_id)

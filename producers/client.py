@@ -22,9 +22,10 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP, make_celery
+from otpflow.config.celery import SEND_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
+from otpflow.flow.contract import Tasks
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowStore, FlowView, Outcome, connect_redis
 
@@ -123,8 +124,12 @@ class OtpflowClient:
     ) -> None:
         self.settings = settings
         self.redis = redis_client or connect_redis(settings.redis_url)
-        self.store = FlowStore(self.redis, settings.flow_ttl_seconds)
+        self.store = FlowStore(
+            self.redis, settings.flow_ttl_seconds, settings.recovery_grace_seconds
+        )
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
+        # what a cancel, a verify or a delivery report sets in motion
+        self.tasks = Tasks(self.celery, self.store, {"retry": True, "retry_policy": _PUBLISH_RETRY})
 
     def send(
         self,
@@ -211,7 +216,7 @@ class OtpflowClient:
             raise ServiceUnavailable(
                 "task broker is unreachable; nothing was stored, try again"
             ) from exc
-        # unmarked, the flow is never sent and the sweeper discards it
+        # unmarked, the flow is never sent and its step-0 timer discards it
         remember = None
         if idempotency is not None:
             name, digest = idempotency
@@ -224,7 +229,7 @@ class OtpflowClient:
         settings = self.settings
         per_step = settings.send_budget_seconds + settings.provider_timeout_seconds
         budget = sum(step.timeout + per_step for step in flow.steps)
-        return int(budget + 2 * settings.sweep_grace_seconds + 60)
+        return int(budget + 2 * settings.recovery_grace_seconds + 60)
 
     def cancel(self, request_id: str) -> Outcome:
         """End a flow now: no step is sent after this."""
@@ -232,8 +237,7 @@ class OtpflowClient:
             outcome = self.store.cancel(request_id)
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
-        if outcome.notify:
-            self.notify_terminal(request_id)
+        self._follow_up(outcome, request_id)
         return outcome
 
     def verify(self, request_id: str, code: str) -> Outcome:
@@ -247,20 +251,18 @@ class OtpflowClient:
             outcome = self.store.verify(request_id, code)
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
-        if outcome.notify:
-            self.notify_terminal(request_id)
+        self._follow_up(outcome, request_id)
         return outcome
 
-    def notify_terminal(self, flow_id: str) -> None:
+    def _follow_up(self, outcome: Outcome, flow_id: str) -> None:
         """Ask a worker to tell the caller its flow ended (for callers who asked).
 
-        Called after the flow has ended: a broker that is down then costs the caller its
-        terminal webhook (logged), never an error for a cancel or verify that took effect."""
+        Called after the flow has ended: with both the broker and Redis down the caller loses
+        its terminal webhook (logged), never gets an error for a cancel or verify that took
+        effect."""
         try:
-            self.celery.send_task(
-                NOTIFY_TERMINAL, args=[flow_id, 1], retry=True, retry_policy=_PUBLISH_RETRY
-            )
-        except (BrokerError, OSError):
+            self.tasks.follow_up(outcome, flow_id, 0)
+        except redis.RedisError:
             logger.warning("terminal webhook not enqueued", extra={"flow_id": flow_id})
 
     def _check_routes(self, flow: FlowRequest) -> None:
@@ -301,18 +303,6 @@ class OtpflowClient:
         except (BrokerError, OSError):
             broker_ok = False
         return {"redis": redis_ok, "broker": broker_ok}
-
-    def relay_dlr(self, flow_id: str, step: int, index: int) -> None:
-        """Ask a worker to pass a kept delivery report on to the caller's post_back_url."""
-        self.celery.send_task(
-            RELAY_DLR, args=[flow_id, step, index, 1], retry=True, retry_policy=_PUBLISH_RETRY
-        )
-
-    def check_now(self, flow_id: str, step: int) -> None:
-        """Ask a worker to decide a step at once (a failed delivery report arrived)."""
-        self.celery.send_task(
-            CHECK_STEP, args=[flow_id, step], retry=True, retry_policy=_PUBLISH_RETRY
-        )
 
     def _forget(self, flow_id: str) -> None:
         try:

@@ -1,5 +1,5 @@
 """Handles on the real system for integration and fault tests: Redis, the API under uvicorn,
-the simulator, beat and Celery worker processes, all over loopback sockets.
+the simulator and Celery worker processes, all over loopback sockets.
 
 State lives in one Redis database and the broker in another (or RabbitMQ), so a test can watch
 everything that passes through the broker. Each test uses its own recipient numbers, so tests
@@ -274,13 +274,13 @@ def stop_system(system: System) -> None:
 
 # Short recovery settings for fault tests, so every fault resolves in seconds.
 FAULT_ENV = {
-    "OTPFLOW_SWEEP_INTERVAL_SECONDS": "1",
-    "OTPFLOW_SWEEP_GRACE_SECONDS": "2",
+    "OTPFLOW_RECOVERY_GRACE_SECONDS": "2",
     "OTPFLOW_SEND_BUDGET_SECONDS": "4",
     "OTPFLOW_PROVIDER_TIMEOUT_SECONDS": "2",
     "OTPFLOW_WEBHOOK_MAX_ATTEMPTS": "3",
 }
-# the longest a lost send or check can stay unnoticed: lease (4 + 2 + 1) + grace + interval
+# the longest a lost send can stay unnoticed: its lease (4 + 2 + 1), plus the grace a timer
+# taken by a worker killed at that moment stays leased, plus a second to act
 RECOVERY_SECONDS = 7 + 2 + 1
 
 

@@ -23,8 +23,8 @@ from otpflow.config.settings import DEV_SECRET, Settings
 from harness import env_fields
 
 ROOT = Path(__file__).resolve().parents[1]
-OTPFLOW_SERVICES = {"api", "worker", "worker-checks", "worker-webhooks", "beat", "flower"}
-WORKERS = {"worker", "worker-checks", "worker-webhooks"}
+OTPFLOW_SERVICES = {"api", "worker", "worker-webhooks", "flower"}
+WORKERS = {"worker", "worker-webhooks"}
 SERVICES = OTPFLOW_SERVICES | {"redis", "simulator"}
 
 
@@ -147,9 +147,9 @@ def test_an_empty_variable_stays_empty_but_secrets_fall_back(tmp_path: Path) -> 
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "admin:change-me"
 
 
-def test_healthchecks_everywhere_but_beat(services: dict[str, dict[str, Any]]) -> None:
+def test_healthchecks_everywhere(services: dict[str, dict[str, Any]]) -> None:
     checked = {name for name, service in services.items() if service.get("healthcheck")}
-    assert checked == SERVICES - {"beat"}
+    assert checked == SERVICES
     for service in services.values():
         if "healthcheck" in service:
             assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")

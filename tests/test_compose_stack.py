@@ -47,7 +47,6 @@ HEALTHY_SERVICES = {
     "redis",
     "api",
     "worker",
-    "worker-checks",
     "worker-webhooks",
     "flower",
     "simulator",
@@ -104,7 +103,7 @@ class Stack:
     def health(self) -> dict[str, list[str]]:
         """Service -> each container's health ("healthy", "starting", ...; "running" if none)."""
         seen: dict[str, list[str]] = {}
-        for service in [*HEALTHY_SERVICES, "beat"]:
+        for service in HEALTHY_SERVICES:
             for container in self.containers(service):
                 state = container["State"]
                 health = state.get("Health", {}).get("Status") or state["Status"]
@@ -116,7 +115,7 @@ class Stack:
 
         def ready() -> bool:
             health = self.health()
-            return health.get("beat") == ["running"] and all(
+            return all(
                 health.get(service, []).count("healthy") == count
                 for service, count in counts.items()
             )
@@ -167,9 +166,9 @@ def test_every_service_starts_once_and_stays_up(stack: Stack) -> None:
     dies at start-up and is restarted until it happens to come up is a bug."""
     restarts = {
         service: [container["RestartCount"] for container in stack.containers(service)]
-        for service in [*HEALTHY_SERVICES, "beat"]
+        for service in HEALTHY_SERVICES
     }
-    assert restarts == {service: [0] for service in [*HEALTHY_SERVICES, "beat"]}
+    assert restarts == {service: [0] for service in HEALTHY_SERVICES}
 
 
 def test_a_flow_switches_channel_and_is_delivered_through_the_stack(stack: Stack) -> None:
@@ -189,7 +188,7 @@ def test_a_flow_switches_channel_and_is_delivered_through_the_stack(stack: Stack
 def test_flower_asks_for_its_password_and_lists_every_worker(stack: Stack) -> None:
     assert stack.http.get(f"{FLOWER}/api/workers").status_code == 401
     workers = stack.http.get(f"{FLOWER}/api/workers?refresh=1", auth=FLOWER_AUTH).json()
-    assert sorted(name.split("@")[0] for name in workers) == ["checks", "send", "webhooks"]
+    assert sorted(name.split("@")[0] for name in workers) == ["send", "webhooks"]
 
 
 def test_more_send_workers_join_and_flows_still_end(stack: Stack) -> None:
@@ -204,7 +203,7 @@ def test_more_send_workers_join_and_flows_still_end(stack: Stack) -> None:
 
 def test_sigkilled_workers_are_restarted_and_their_flows_move_on(stack: Stack) -> None:
     """SIGKILL every send worker while its SMS sends are in flight: Docker restarts them
-    (restart: unless-stopped), beat's sweep and worker-checks find the sends' leases expired,
+    (restart: unless-stopped), the workers' timers find the sends' leases expired,
     and each flow goes on to WhatsApp; no SMS is sent twice (at most once)."""
     people = [recipient() for _ in range(6)]
     # the simulator holds each SMS request 5 s, so the kill lands while the sends are in flight

@@ -176,7 +176,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         otp.store,
         build_providers(settings, http),
         settings.secret.get_secret_value(),
-        otp,
+        otp.tasks,
     )
 
     @asynccontextmanager

@@ -13,12 +13,20 @@ from otpflow.config.settings import Settings, load_settings
 from otpflow.worker.logs import configure_logging
 from otpflow.worker.runtime import Runtime
 from otpflow.worker.tasks import register_tasks
+from otpflow.worker.timers import TimerLoop, timer_step
 
 
 def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, app)
     register_tasks(app, runtime)
+
+    def make_timer_loop() -> TimerLoop:
+        # its own Redis connection: the tasks' runtime is built in each pool process
+        timers = Runtime(settings, app)
+        return TimerLoop(timers.store, timers.tasks, settings.timer_poll_seconds)
+
+    app.steps["worker"].add(timer_step(make_timer_loop))
 
     @worker_process_shutdown.connect(weak=False)
     def _close(**_: object) -> None:

@@ -214,20 +214,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_beat(args: argparse.Namespace) -> int:
-    import tempfile
-
-    _settings()
-    from otpflow.worker.celery_app import app, settings
-
-    # beat's schedule file only remembers last run times; a fresh one per start is fine
-    schedule = Path(tempfile.mkdtemp(prefix="otpflow-beat-")) / "schedule"
-    app.start(
-        ["beat", "--schedule", str(schedule), "--loglevel", args.loglevel or settings.log_level]
-    )
-    return 0
-
-
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -285,10 +271,10 @@ def read_json(name: str) -> Any:
 
 def flow_budget(request: FlowRequest, settings: Settings) -> float:
     """The longest a flow can take: each step's timeout, send budget and provider timeout,
-    plus the sweeper's grace, with a minute to spare."""
+    plus the recovery grace, with a minute to spare."""
     per_step = settings.send_budget_seconds + settings.provider_timeout_seconds
     return sum(step.timeout + per_step for step in request.steps) + (
-        2 * settings.sweep_grace_seconds + 60
+        2 * settings.recovery_grace_seconds + 60
     )
 
 
@@ -401,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    worker = sub.add_parser("worker", help="run a Celery worker for sends, checks and webhooks")
+    worker = sub.add_parser(
+        "worker", help="run a Celery worker: sends, webhooks, and the timers (timeouts, recovery)"
+    )
     worker.add_argument(
         "--pool", default="threads", choices=["threads", "prefork", "solo", "gevent"]
     )
@@ -410,10 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="", help="default: OTPFLOW_LOG_LEVEL")
     worker.add_argument("--hostname", default="")
     worker.set_defaults(func=cmd_worker)
-
-    beat = sub.add_parser("beat", help="run Celery beat: the periodic recovery sweep")
-    beat.add_argument("--loglevel", default="", help="default: OTPFLOW_LOG_LEVEL")
-    beat.set_defaults(func=cmd_beat)
 
     api = sub.add_parser("api", help="serve the HTTP API under uvicorn")
     api.add_argument("--host", default="127.0.0.1")

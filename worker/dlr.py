@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from otpflow.flow.contract import Tasks
 from otpflow.flow.store import FlowStore, Outcome
 from otpflow.worker.providers.base import Provider
 from otpflow.worker.providers.errors import InvalidDlr
@@ -15,28 +16,18 @@ class UnknownProvider(LookupError):
     pass
 
 
-class FollowUp(Protocol):
-    """What a report can set in motion (the producer client enqueues these by name)."""
-
-    def check_now(self, flow_id: str, step: int) -> None: ...
-
-    def relay_dlr(self, flow_id: str, step: int, index: int) -> None: ...
-
-    def notify_terminal(self, flow_id: str) -> None: ...
-
-
 class DlrIntake:
     def __init__(
         self,
         store: FlowStore,
         providers: Mapping[str, Provider],
         secret: str,
-        follow_up: FollowUp,
+        tasks: Tasks,
     ) -> None:
         self._store = store
         self._providers = providers
         self._secret = secret
-        self._follow_up = follow_up
+        self._tasks = tasks
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
         """Apply one callback's reports; UnknownProvider, InvalidDlr or BadToken change
@@ -51,15 +42,13 @@ class DlrIntake:
         flow_id, step = read_dlr_token(self._secret, provider_name, token)
         for report in reports:
             outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
-            if outcome.kind == "failed":
-                self._follow_up.check_now(flow_id, step)
-            elif outcome.kind == "delivered" and outcome.notify:
-                self._follow_up.notify_terminal(flow_id)
+            # a failed report switched the flow (the next send), or a report ended it
+            self._tasks.follow_up(outcome, flow_id, step)
         if outcome.kind not in ("missing", "ignored"):
             # every callback, duplicates too, reaches a caller who gave its own post_back_url
             index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
             if index is not None:
-                self._follow_up.relay_dlr(flow_id, step, index)
+                self._tasks.relay_dlr(flow_id, step, index)
         return outcome
 
 

@@ -9,8 +9,8 @@ import httpx
 from celery import Celery
 from redis import Redis
 
-from otpflow.config.celery import CHECK_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.config.settings import Settings
+from otpflow.flow.contract import Tasks
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
@@ -27,8 +27,9 @@ class Runtime:
     between processes.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
         self.settings = settings
+        self.celery = celery
         self._lock = threading.Lock()
 
     @cached_property
@@ -37,7 +38,13 @@ class Runtime:
 
     @cached_property
     def store(self) -> FlowStore:
-        return FlowStore(self.redis, self.settings.flow_ttl_seconds)
+        settings = self.settings
+        return FlowStore(self.redis, settings.flow_ttl_seconds, settings.recovery_grace_seconds)
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        assert self.celery is not None, "a runtime that enqueues needs its Celery app"
+        return Tasks(self.celery, self.store)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -89,45 +96,3 @@ class Runtime:
             self.http.close()
         if "redis" in self.__dict__:
             self.redis.close()
-
-
-class Enqueue:
-    """Enqueue OTPflow tasks by name; the routes in the Celery config pick the queues."""
-
-    def __init__(self, app: Celery) -> None:
-        self.app = app
-
-    def send(
-        self,
-        flow_id: str,
-        step: int,
-        attempt: int = 1,
-        provider_index: int = 0,
-        provider_attempt: int = 1,
-        countdown: float = 0,
-    ) -> None:
-        self.app.send_task(
-            SEND_STEP,
-            args=[flow_id, step, attempt, provider_index, provider_attempt],
-            countdown=countdown or None,
-        )
-
-    def check(self, flow_id: str, step: int, countdown: float = 0) -> None:
-        self.app.send_task(CHECK_STEP, args=[flow_id, step], countdown=countdown or None)
-
-    def notify_switch(
-        self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, countdown: float = 0
-    ) -> None:
-        self.app.send_task(
-            NOTIFY_SWITCH, args=[flow_id, from_step, to_step, attempt], countdown=countdown or None
-        )
-
-    def relay_dlr(
-        self, flow_id: str, step: int, index: int, attempt: int = 1, countdown: float = 0
-    ) -> None:
-        self.app.send_task(
-            RELAY_DLR, args=[flow_id, step, index, attempt], countdown=countdown or None
-        )
-
-    def notify_terminal(self, flow_id: str, attempt: int = 1, countdown: float = 0) -> None:
-        self.app.send_task(NOTIFY_TERMINAL, args=[flow_id, attempt], countdown=countdown or None)

@@ -184,16 +184,11 @@ class Stack:
         )
         self._supervise()
 
-    def start_beat(self) -> None:
-        self._spawn("beat", "beat")
-
-    def start(self, workers: int = 1, concurrency: int = 8, beat: bool = True) -> Stack:
+    def start(self, workers: int = 1, concurrency: int = 8) -> Stack:
         self.start_simulator()
         self.start_api()
         for index in range(workers):
             self.start_worker(f"worker{index + 1}", concurrency)
-        if beat:
-            self.start_beat()
         self.wait_ready()
         return self
 

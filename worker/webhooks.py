@@ -25,7 +25,8 @@ import httpx
 from otpflow.worker.signing import webhook_signature
 
 if TYPE_CHECKING:
-    from otpflow.worker.runtime import Enqueue, Runtime
+    from otpflow.flow.contract import Tasks
+    from otpflow.worker.runtime import Runtime
 
 logger = logging.getLogger("otpflow.webhooks")
 
@@ -80,7 +81,7 @@ def switch_body(
 
 
 def notify_switch(
-    rt: Runtime, enqueue: Enqueue, flow_id: str, from_step: int, to_step: int, attempt: int
+    rt: Runtime, enqueue: Tasks, flow_id: str, from_step: int, to_step: int, attempt: int
 ) -> str:
     request = rt.store.request_of(flow_id)
     view = rt.store.get(flow_id)
@@ -101,12 +102,12 @@ def notify_switch(
         record={"type": "webhook", "event": "channel_switch", "step": from_step},
         attempt=attempt,
         retry=lambda delay: enqueue.notify_switch(
-            flow_id, from_step, to_step, attempt + 1, countdown=delay
+            flow_id, from_step, to_step, attempt + 1, delay=delay
         ),
     )
 
 
-def notify_terminal(rt: Runtime, enqueue: Enqueue, flow_id: str, attempt: int) -> str:
+def notify_terminal(rt: Runtime, enqueue: Tasks, flow_id: str, attempt: int) -> str:
     """Tell a caller who asked for ``terminal`` events how its flow ended."""
     request = rt.store.request_of(flow_id)
     view = rt.store.get(flow_id)
@@ -131,12 +132,12 @@ def notify_terminal(rt: Runtime, enqueue: Enqueue, flow_id: str, attempt: int) -
         event_id=f"{flow_id}:terminal",
         record={"type": "webhook", "event": "terminal"},
         attempt=attempt,
-        retry=lambda delay: enqueue.notify_terminal(flow_id, attempt + 1, countdown=delay),
+        retry=lambda delay: enqueue.notify_terminal(flow_id, attempt + 1, delay=delay),
     )
 
 
 def relay_dlr(
-    rt: Runtime, enqueue: Enqueue, flow_id: str, step: int, index: int, attempt: int
+    rt: Runtime, enqueue: Tasks, flow_id: str, step: int, index: int, attempt: int
 ) -> str:
     """Pass one delivery report on to the caller's own ``post_back_url``, in the provider's
     format, with the caller's ``post_back_data`` in place of OTPflow's callback token."""
@@ -158,7 +159,7 @@ def relay_dlr(
         event_id=f"{flow_id}:dlr:{step}:{index}",
         record={"type": "relay", "step": step, "status": report["status"]},
         attempt=attempt,
-        retry=lambda delay: enqueue.relay_dlr(flow_id, step, index, attempt + 1, countdown=delay),
+        retry=lambda delay: enqueue.relay_dlr(flow_id, step, index, attempt + 1, delay=delay),
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from otpflow.config.celery import (
-    CHECK_QUEUE,
-    CHECK_STEP,
     NOTIFY_SWITCH,
+    NOTIFY_TERMINAL,
+    RELAY_DLR,
     SEND_QUEUE,
     SEND_STEP,
     WEBHOOK_QUEUE,
@@ -18,7 +18,12 @@ from otpflow.config.settings import Settings
 
 @pytest.mark.parametrize(
     ("task", "queue"),
-    [(SEND_STEP, SEND_QUEUE), (CHECK_STEP, CHECK_QUEUE), (NOTIFY_SWITCH, WEBHOOK_QUEUE)],
+    [
+        (SEND_STEP, SEND_QUEUE),
+        (NOTIFY_SWITCH, WEBHOOK_QUEUE),
+        (NOTIFY_TERMINAL, WEBHOOK_QUEUE),
+        (RELAY_DLR, WEBHOOK_QUEUE),
+    ],
 )
 def test_task_routes_to_exactly_its_queue(task: str, queue: str) -> None:
     app = make_celery(Settings(broker_url="memory://"))
@@ -33,6 +38,6 @@ def test_task_routes_to_exactly_its_queue(task: str, queue: str) -> None:
 def test_workload_choices() -> None:
     conf = make_celery(Settings(broker_url="memory://")).conf
     assert conf.result_backend is None and conf.task_ignore_result
-    assert conf.worker_timer_precision <= 0.1
     assert conf.broker_transport_options["visibility_timeout"] > 300
+    assert not conf.beat_schedule, "no periodic task: the workers' timer loop recovers"
     assert conf.task_serializer == "json"

@@ -56,7 +56,7 @@ def sent(store: FlowStore, flow_id: str, step: int, timeout: int) -> None:
 
 def test_create_sets_ttl_on_every_key(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms(), whatsapp()]}))
-    for key in [keys.flow(flow_id), keys.request(flow_id), keys.events(flow_id), keys.deadlines()]:
+    for key in [keys.flow(flow_id), keys.request(flow_id), keys.events(flow_id), keys.timers()]:
         assert 0 < redis_client.ttl(key) <= 600, key
     view = store.get(flow_id)
     assert view is not None and view.status == "queued"
@@ -113,7 +113,7 @@ def test_last_step_timeout_fails_the_flow(store: FlowStore, redis_client: redis.
     assert store.check(flow_id, 0).kind == "exhausted"
     view = store.get(flow_id)
     assert view is not None and view.status == "failed" and view.reason == "timeout"
-    assert redis_client.zscore(keys.deadlines(), f"{flow_id}:0") is None
+    assert redis_client.zscore(keys.timers(), f"{flow_id}:0") is None
 
 
 def test_delivered_dlr_ends_the_flow_and_skips_later_steps(store: FlowStore) -> None:
@@ -129,15 +129,19 @@ def test_delivered_dlr_ends_the_flow_and_skips_later_steps(store: FlowStore) -> 
     assert [s.status for s in view.steps] == ["delivered", "skipped"]
 
 
-def test_failed_dlr_asks_for_a_check_once(store: FlowStore) -> None:
+def test_failed_dlr_switches_at_once_and_once(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = new_flow(store, sms(), whatsapp())
     sent(store, flow_id, 0, 30)
-    kinds = [store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind for _ in range(5)]
-    assert kinds == ["failed"] + ["duplicate"] * 4
-    assert store.check(flow_id, 0).kind == "switched"
+    outcomes = [store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow") for _ in range(5)]
+    assert [o.kind for o in outcomes] == ["switched"] + ["duplicate"] * 4
+    assert outcomes[0].detail == "1"
+    assert store.check(flow_id, 0).kind == "moved_on"
     view = store.get(flow_id)
-    assert view is not None and view.steps[0].status == "failed"
+    assert view is not None and view.current == 1 and view.steps[0].status == "failed"
     assert view.steps[0].reason is None
+    # step 0's timer is gone; step 1's waits for its send to be claimed
+    assert redis_client.zscore(keys.timers(), f"{flow_id}:0") is None
+    assert redis_client.zscore(keys.timers(), f"{flow_id}:1") is not None
 
 
 def test_late_delivered_dlr_is_recorded_and_never_reopens(store: FlowStore) -> None:
@@ -145,8 +149,7 @@ def test_late_delivered_dlr_is_recorded_and_never_reopens(store: FlowStore) -> N
     sent(store, flow_id, 0, 0)
     assert store.check(flow_id, 0).kind == "switched"
     sent(store, flow_id, 1, 30)
-    assert store.record_dlr(flow_id, 1, DlrStatus.FAILED, "zixflow").kind == "failed"
-    assert store.check(flow_id, 1).kind == "exhausted"
+    assert store.record_dlr(flow_id, 1, DlrStatus.FAILED, "zixflow").kind == "exhausted"
     assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "late"
     view = store.get(flow_id)
     assert view is not None
@@ -187,11 +190,16 @@ def test_send_lease_expiry_moves_on_without_resending(store: FlowStore) -> None:
     assert view.steps[0].reason == "send_lease_expired"
 
 
-def test_send_error_then_check_switches(store: FlowStore) -> None:
+def test_send_error_switches_at_once(store: FlowStore) -> None:
     flow_id = new_flow(store, sms(), whatsapp())
     store.claim(flow_id, 0, 1, 30)
-    assert store.send_error(flow_id, 0, "zixflow", "rejected (400)").kind == "error"
-    assert store.check(flow_id, 0).kind == "switched"
+    outcome = store.send_error(flow_id, 0, "zixflow", "rejected (400)")
+    assert (outcome.kind, outcome.detail) == ("switched", "1")
+    assert store.send_error(flow_id, 0, "zixflow", "rejected (400)").kind == "ignored"
+    assert store.check(flow_id, 0).kind == "moved_on"
+    last = new_flow(store, sms())
+    store.claim(last, 0, 1, 30)
+    assert store.send_error(last, 0, "zixflow", "rejected (400)").kind == "exhausted"
 
 
 def test_cancel_skips_pending_steps(store: FlowStore) -> None:
@@ -224,66 +232,134 @@ def test_no_step_is_claimed_before_the_producer_marks_the_flow(store: FlowStore)
     assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
 
 
-def test_due_leases_overdue_entries(store: FlowStore, redis_client: redis.Redis) -> None:
+def redis_now(redis_client: redis.Redis) -> float:
+    seconds, micros = redis_client.time()
+    return seconds + micros / 1_000_000
+
+
+def due_now(store: FlowStore, redis_client: redis.Redis) -> None:
+    """Make every timer due now (as if its time had come)."""
+    for member, _ in redis_client.zrange(keys.timers(), 0, -1, withscores=True):
+        redis_client.zadd(keys.timers(), {member: 0})
+
+
+def test_take_due_leases_due_timers_to_one_taker(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
     first = new_flow(store, sms())
     second = new_flow(store, sms())
-    assert sorted(store.due(grace_seconds=0, lease_seconds=60, limit=10)) == sorted(
-        [(first, 0), (second, 0)]
-    )
-    # leased: a second sweep right after finds nothing
-    assert store.due(grace_seconds=0, lease_seconds=60, limit=10) == []
-    assert store.due(grace_seconds=3600, lease_seconds=60, limit=10) == []
+    taken, next_in = store.take_due(limit=10, lease_seconds=60)
+    assert taken == [] and next_in is not None and 0 < next_in <= store.grace_seconds
+    due_now(store, redis_client)
+    taken, _ = store.take_due(limit=10, lease_seconds=60)
+    assert sorted((t.flow_id, t.step) for t in taken) == sorted([(first, 0), (second, 0)])
+    # leased: a second take right after finds nothing, and the next is due in about a lease
+    taken, next_in = store.take_due(limit=10, lease_seconds=60)
+    assert taken == [] and next_in is not None and 59 < next_in <= 60
 
 
-def test_recover_decides_per_step_state(store: FlowStore, redis_client: redis.Redis) -> None:
-    pending = new_flow(store, sms(), whatsapp())
-    assert store.recover(pending, 0, 5, 60).kind == "resend"
-    sent(store, pending, 0, 30)
-    assert store.recover(pending, 0, 5, 60).kind == "check"
-    assert store.recover(pending, 1, 5, 60).kind == "stale"
+def test_take_due_with_nothing_waiting(store: FlowStore) -> None:
+    assert store.take_due(limit=10, lease_seconds=5) == ([], None)
+
+
+def test_timers_are_due_by_redis_time_not_the_callers_clock(
+    store: FlowStore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a host clock an hour fast must neither fire a timer early nor write one late
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)
+    flow_id = new_flow(store, sms(30))
+    sent(store, flow_id, 0, 30)
+    store.later("otpflow.notify_terminal", [flow_id, 2], 30)
+    assert store.take_due(limit=10, lease_seconds=5)[0] == []
+    now = redis_now(redis_client)
+    for _, score in redis_client.zrange(keys.timers(), 0, -1, withscores=True):
+        assert now + 29 < score <= now + 31
+
+
+def test_a_task_due_later_is_taken_when_due(store: FlowStore, redis_client: redis.Redis) -> None:
+    store.later("otpflow.notify_terminal", ["f-1", 2], 0.05)
+    assert store.take_due(limit=10, lease_seconds=5)[0] == []
+    time.sleep(0.1)
+    (timer,), _ = store.take_due(limit=10, lease_seconds=5)
+    assert (timer.task, timer.args) == ("otpflow.notify_terminal", ("f-1", 2))
+    store.timer_done(timer)
+    assert redis_client.zcard(keys.timers()) == 0
+
+
+def test_check_decides_per_step_state(store: FlowStore, redis_client: redis.Redis) -> None:
+    pending = new_flow(store, sms(0), whatsapp())
+    assert store.check(pending, 0).kind == "resend"
+    sent(store, pending, 0, 0)
+    assert store.check(pending, 1).kind == "moved_on"
+    assert store.check(pending, 0).kind == "switched"
     store.record_dlr(pending, 0, DlrStatus.DELIVERED, "zixflow")
-    assert store.recover(pending, 0, 5, 60).kind == "stale"
-    assert store.recover("gone", 0, 5, 60).kind == "missing"
+    assert store.check(pending, 0).kind == "flow_ended"
+    assert store.check("gone", 0).kind == "missing"
 
 
 def test_each_resend_of_a_step_waits_twice_as_long(
     store: FlowStore, redis_client: redis.Redis
 ) -> None:
+    store = FlowStore(redis_client, ttl_seconds=600, grace_seconds=5)
     flow_id = new_flow(store, sms())
     waits = []
-    for expected in ("1", "2", "3", "4", "5"):
-        before = time.time()
-        outcome = store.recover(flow_id, 0, 5, 60)
+    for expected in ("1", "2", "3", "4", "5", "6"):
+        before = redis_now(redis_client)
+        outcome = store.check(flow_id, 0)
         assert (outcome.kind, outcome.detail) == ("resend", expected)
-        score = redis_client.zscore(keys.deadlines(), f"{flow_id}:0")
+        score = redis_client.zscore(keys.timers(), f"{flow_id}:0")
         assert score is not None
         waits.append(round(score - before))
-    # a backlog gets a few duplicates per step, never one per sweep
-    assert waits == [5, 10, 20, 40, 60]
-    assert store.due(grace_seconds=0, lease_seconds=60, limit=10) == []
+    # a backlog gets a few duplicates per step, never one per look
+    assert waits == [5, 10, 20, 40, 80, 120]
+    assert store.take_due(limit=10, lease_seconds=60)[0] == []
 
 
-def test_recover_discards_a_flow_its_producer_never_confirmed(
+def test_check_discards_a_flow_its_producer_never_confirmed(
     store: FlowStore, redis_client: redis.Redis
 ) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
-    assert store.recover(flow_id, 0, 5, 60).kind == "discarded"
+    assert store.check(flow_id, 0).kind == "discarded"
     assert redis_client.keys("otpflow:flow:*") == []
-    assert redis_client.zcard(keys.deadlines()) == 0
+    assert redis_client.zcard(keys.timers()) == 0
 
 
-def test_not_due_check_restores_the_real_deadline(
+def test_a_timer_taken_early_gets_its_real_due_time_back(
     store: FlowStore, redis_client: redis.Redis
 ) -> None:
     flow_id = new_flow(store, sms(30))
     sent(store, flow_id, 0, 30)
-    store.due(grace_seconds=-100, lease_seconds=5, limit=10)  # leased for 5 s only
+    due_now(store, redis_client)
+    store.take_due(limit=10, lease_seconds=5)  # leased for 5 s only
     assert store.check(flow_id, 0).kind == "not_due"
     view = store.get(flow_id)
     assert view is not None
-    assert redis_client.zscore(keys.deadlines(), f"{flow_id}:0") == pytest.approx(
+    assert redis_client.zscore(keys.timers(), f"{flow_id}:0") == pytest.approx(
         view.steps[0].deadline
     )
+
+
+def test_timers_follow_the_step(store: FlowStore, redis_client: redis.Redis) -> None:
+    """Written by the transition that makes them necessary, removed by the one that ends
+    the step: claim (send lease), accepted (DLR timeout), switch (next step's grace)."""
+    flow_id = new_flow(store, sms(30), whatsapp())
+
+    def timer(step: int) -> float | None:
+        return redis_client.zscore(keys.timers(), f"{flow_id}:{step}")
+
+    now = redis_now(redis_client)
+    assert now < (timer(0) or 0) <= now + store.grace_seconds + 1
+    store.claim(flow_id, 0, 1, 40)
+    assert now + 39 < (timer(0) or 0) <= now + 41
+    store.accepted(flow_id, 0, "zixflow", "m0", 30)
+    assert now + 29 < (timer(0) or 0) <= now + 31
+    store.record_dlr(flow_id, 0, DlrStatus.FAILED, "zixflow")
+    assert timer(0) is None
+    assert now < (timer(1) or 0) <= now + store.grace_seconds + 1
+    sent(store, flow_id, 1, 30)
+    store.record_dlr(flow_id, 1, DlrStatus.DELIVERED, "zixflow")
+    assert redis_client.zcard(keys.timers()) == 0
 
 
 def test_report_for_a_step_never_sent_changes_nothing(store: FlowStore) -> None:
@@ -380,9 +456,8 @@ def test_a_switch_and_a_delivery_are_counted_once(
 ) -> None:
     flow_id = new_flow(store, sms(), whatsapp())
     sent(store, flow_id, 0, 30)
-    assert store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind == "failed"
+    assert store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind == "switched"
     assert store.record_dlr(flow_id, 0, DlrStatus.UNDELIVERED, "zixflow").kind == "duplicate"
-    assert store.check(flow_id, 0).kind == "switched"
     assert store.check(flow_id, 0).kind == "moved_on"
     sent(store, flow_id, 1, 30)
     with ThreadPoolExecutor(8) as pool:

@@ -27,12 +27,10 @@ import pytest
 
 from otpflow.config.celery import (
     ALL_QUEUES,
-    CHECK_STEP,
     NOTIFY_SWITCH,
     NOTIFY_TERMINAL,
     RELAY_DLR,
     SEND_STEP,
-    SWEEP,
 )
 from otpflow.worker.stack import free_port
 
@@ -41,7 +39,7 @@ from harness import System, recipient, sms_step
 pytestmark = pytest.mark.integration
 
 AUTH = ("flower-user", f"flower-pass-{os.getpid()}")
-OUR_TASKS = {SEND_STEP, CHECK_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SWEEP}
+OUR_TASKS = {SEND_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR}
 WORKER_NAMES = [f"worker{n}-{os.getpid()}@{socket.gethostname()}" for n in (1, 2)]
 
 
@@ -221,18 +219,17 @@ def run(stack: tuple[System, Flower]) -> Run:
     # The positive control: an id-like value in a task's arguments, which Flower must show
     # wherever it shows arguments. A recipient in the arguments would show the same way.
     canary = marker("canary")
-    system.client().celery.send_task(CHECK_STEP, args=[canary, 0])
+    system.client().celery.send_task(NOTIFY_TERMINAL, args=[canary, 1])
 
+    # timeouts and switches are no tasks: the workers' timer loops decide them
     expected = {
         (SEND_STEP, whatsapp_flow, 0),
-        (CHECK_STEP, whatsapp_flow, 0),
         (SEND_STEP, whatsapp_flow, 1),
         (NOTIFY_SWITCH, whatsapp_flow, 0),
         (RELAY_DLR, whatsapp_flow, 1),
         (SEND_STEP, email_flow, 0),
-        (CHECK_STEP, email_flow, 0),
         (SEND_STEP, email_flow, 1),
-        (CHECK_STEP, canary, 0),
+        (NOTIFY_TERMINAL, canary, 1),
     }
     task_ids = system.wait(
         lambda: (found := flower_keys(flower.tasks(), "SUCCESS")).keys() >= expected and found,
@@ -306,9 +303,10 @@ def test_flower_asks_for_credentials(stack: tuple[System, Flower], run: Run) -> 
 
 def test_flower_refuses_to_act(stack: tuple[System, Flower], run: Run) -> None:
     _, flower = stack
-    task_id = run.task_ids[(CHECK_STEP, run.canary, 0)]
+    task_id = run.task_ids[(NOTIFY_TERMINAL, run.canary, 1)]
     assert flower.http.post(f"/api/task/revoke/{task_id}").status_code == 403
-    assert flower.http.post(f"/api/task/async-apply/{SWEEP}", json={}).status_code == 403
+    apply = flower.http.post(f"/api/task/async-apply/{NOTIFY_TERMINAL}", json={"args": ["x", 1]})
+    assert apply.status_code == 403
     grow = flower.http.post(f"/api/worker/pool/grow/{WORKER_NAMES[0]}", data={"n": "1"})
     assert grow.status_code == 403
 
@@ -318,14 +316,14 @@ def test_flows_tasks_are_listed_by_readable_name(stack: tuple[System, Flower], r
     tasks = flower.tasks()
     for request_id in run.request_ids:
         mine = [task for task in tasks.values() if request_id in (task["args"] or "")]
-        assert {task["name"] for task in mine} >= {SEND_STEP, CHECK_STEP}, request_id
+        assert SEND_STEP in {task["name"] for task in mine}, request_id
     assert {task["name"] for task in tasks.values()} <= OUR_TASKS
     for (name, _, _), task_id in run.task_ids.items():
         info = flower.get(f"/api/task/info/{task_id}").json()
         assert info["name"] == name and info["uuid"] == task_id
         assert info["worker"] in WORKER_NAMES
     kinds = flower.get("/api/task/types").json()["task-types"]
-    assert {SEND_STEP, CHECK_STEP, NOTIFY_SWITCH, RELAY_DLR} <= set(kinds)
+    assert {SEND_STEP, NOTIFY_SWITCH, RELAY_DLR} <= set(kinds)
 
 
 def test_flower_shows_the_live_workers_and_their_queues(stack: tuple[System, Flower]) -> None:
@@ -354,7 +352,7 @@ def test_nothing_flower_returns_holds_personal_data(stack: tuple[System, Flower]
     everything = "\n".join(pages.values())
     for request_id in run.request_ids:
         assert request_id in everything
-    canary_task = run.task_ids[(CHECK_STEP, run.canary, 0)]
+    canary_task = run.task_ids[(NOTIFY_TERMINAL, run.canary, 1)]
     for path in (
         "/api/tasks",
         f"/api/task/info/{canary_task}",

@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-from otpflow.config.celery import CHECK_STEP, make_celery
-from otpflow.config.settings import Settings
 from otpflow.worker.signing import verify_webhook_signature
 
 from harness import System, recipient, sms_step, whatsapp_step
@@ -160,23 +158,16 @@ def test_duplicate_dlrs_and_concurrent_checks_switch_once(system: System) -> Non
     (sms,) = system.wait(lambda: requests_for(system, to, "sms"), what="the SMS send")
     system.wait(lambda: system.flow(request_id).steps[0].status == "sent", what="SMS sent")
 
-    # the same failed DLR five times at once, and two checks at once
-    producer = make_celery(Settings(broker_url=system.stack.broker_url))
+    # the same failed DLR five times at once, and two timer checks of the step at once
     threads = [
         threading.Thread(target=system.sim_dlr, args=(sms["request_id"], "failed"))
         for _ in range(5)
     ]
-    threads += [
-        threading.Thread(
-            target=producer.send_task, args=(CHECK_STEP,), kwargs={"args": [request_id, 0]}
-        )
-        for _ in range(2)
-    ]
+    threads += [threading.Thread(target=system.store.check, args=(request_id, 0)) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    producer.close()
 
     system.wait(lambda: requests_for(system, to, "whatsapp"), what="the WhatsApp send")
     system.wait(lambda: system.webhooks.for_path(hook), what="the switch webhook")

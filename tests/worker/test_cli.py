@@ -122,7 +122,6 @@ def test_a_bad_secret_setting_is_named_without_its_value() -> None:
         ["status", "some-id"],
         ["demo"],
         ["worker"],
-        ["beat"],
         ["api", "--port", "0"],
     ],
 )

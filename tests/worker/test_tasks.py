@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from otpflow.config.settings import Settings
-from otpflow.flow import metrics
+from otpflow.flow import keys, metrics
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.worker import tasks
 from otpflow.worker.providers.base import Callback, DeliveryReport
@@ -20,6 +20,8 @@ from otpflow.worker.providers.errors import (
 )
 from otpflow.worker.runtime import Runtime
 from otpflow.worker.signing import read_dlr_token
+
+from fakes import RecordingTasks
 
 
 @dataclass
@@ -41,32 +43,6 @@ class ScriptedProvider:
 
     def parse_dlr(self, body: Any) -> list[DeliveryReport]:
         raise NotImplementedError
-
-
-@dataclass
-class RecordingEnqueue:
-    calls: list[tuple[str, tuple[Any, ...], float]] = field(default_factory=list)
-    provider_attempts: list[int] = field(default_factory=list)
-
-    def send(
-        self,
-        flow_id: str,
-        step: int,
-        attempt: int = 1,
-        provider_index: int = 0,
-        provider_attempt: int = 1,
-        countdown: float = 0,
-    ) -> None:
-        self.calls.append(("send", (step, attempt, provider_index), countdown))
-        self.provider_attempts.append(provider_attempt)
-
-    def check(self, flow_id: str, step: int, countdown: float = 0) -> None:
-        self.calls.append(("check", (step,), countdown))
-
-    def notify_switch(
-        self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, countdown: float = 0
-    ) -> None:
-        self.calls.append(("notify", (from_step, to_step), countdown))
 
 
 def runtime(redis_client: redis.Redis, routes: str, *providers: ScriptedProvider) -> Runtime:
@@ -106,8 +82,8 @@ FLOW = {
 
 
 @pytest.fixture
-def enqueue() -> RecordingEnqueue:
-    return RecordingEnqueue()
+def enqueue() -> RecordingTasks:
+    return RecordingTasks()
 
 
 def start(rt: Runtime, flow: dict[str, Any] = FLOW) -> str:
@@ -116,14 +92,17 @@ def start(rt: Runtime, flow: dict[str, Any] = FLOW) -> str:
     return flow_id
 
 
-def test_accepted_send_schedules_the_check_at_the_timeout(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+def test_accepted_send_sets_the_timer_at_the_timeout_and_enqueues_nothing(
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", ["msg-1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "sent"  # type: ignore[arg-type]
-    assert enqueue.calls == [("check", (0,), 7)]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "sent"
+    assert enqueue.calls == []  # a delivered flow costs one task: this send
+    seconds, micros = redis_client.time()
+    due = redis_client.zscore(keys.timers(), f"{flow_id}:0")
+    assert due is not None and 6 < due - (seconds + micros / 1e6) <= 7
     ((_, callback),) = p1.calls
     assert callback.url.startswith("https://otp.example/v1/dlr/p1?token=")
     assert read_dlr_token("s3cret", "p1", callback.data) == (flow_id, 0)
@@ -133,95 +112,96 @@ def test_accepted_send_schedules_the_check_at_the_timeout(
 
 
 def test_a_second_delivery_of_the_same_task_sends_nothing(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", ["msg-1", "msg-2"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "already_claimed"  # type: ignore[arg-type]
+    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "already_claimed"
     assert len(p1.calls) == 1
 
 
 def test_transient_error_is_retried_with_backoff(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)"), "msg-1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"
     ((kind, args, countdown),) = enqueue.calls
     assert (kind, args) == ("send", (0, 2, 0)) and 0.25 <= countdown <= 0.5
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0) == "sent"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0) == "sent"
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].attempts == 2
     assert [e["type"] for e in view.events].count("attempt_failed") == 1
 
 
 def test_permanent_error_fails_over_to_the_next_provider(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderRejected("p1", "rejected (400): blocked")])
     p2 = ScriptedProvider("p2", ["msg-2"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "failover"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "failover"
     assert enqueue.calls == [("send", (0, 2, 1), 0)]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 1) == "sent"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 1) == "sent"
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].provider == "p2"
 
 
-def test_last_provider_rejecting_ends_the_step_and_checks_now(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+def test_last_provider_rejecting_switches_to_the_next_channel_now(
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderRejected("p1", "rejected (400): blocked")])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"  # type: ignore[arg-type]
-    assert enqueue.calls == [("check", (0,), 0)]
-    assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
-    assert enqueue.calls[1:] == [("send", (1, 1, 0), 0)]  # no webhook URL: nobody to notify
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"
+    assert enqueue.calls == [("send", (1, 1, 0), 0)]  # no webhook URL: nobody to notify
 
 
 def test_switch_notifies_only_flows_with_a_webhook(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     rt = runtime(redis_client, "nobody")
     flow_id = start(rt, FLOW | {"webhookurl": "https://app.example/switch"})
-    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]
-    assert tasks.check_step(rt, enqueue, flow_id, 0) == "switched"  # type: ignore[arg-type]
-    assert enqueue.calls[1:] == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"
+    assert enqueue.calls == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
+    without_webhook = start(rt)
+    enqueue.calls.clear()
+    tasks.send_step(rt, enqueue, without_webhook, 0, 1, 0)
+    assert enqueue.calls == [("send", (1, 1, 0), 0)]
 
 
 def test_retries_stop_at_the_send_budget(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "cannot connect: ConnectError")])
     rt = runtime(redis_client, "p1", p1)
     rt.settings.send_budget_seconds = 0.01
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"
 
 
 def test_ambiguous_send_is_never_retried(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [AmbiguousSend("p1", "no reply: ReadTimeout"), "msg"])
     p2 = ScriptedProvider("p2", ["msg"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "ambiguous"  # type: ignore[arg-type]
-    assert enqueue.calls == [("check", (0,), 0)]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "ambiguous"
+    assert enqueue.calls == [("send", (1, 1, 0), 0)]  # the next channel, not the next provider
     assert p2.calls == []
 
 
 def test_channel_without_provider_moves_on(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     rt = runtime(redis_client, "nobody")
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].status == "error"
 
@@ -233,103 +213,67 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert tasks.backoff(1, retry_after=5) == 5
 
 
-def test_sweep_recovers_each_kind_of_lost_task(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
-) -> None:
-    rt = runtime(redis_client, "p1", ScriptedProvider("p1", ["m1", "m2"]))
-    rt.settings.sweep_grace_seconds = 0
-    never_started = start(rt)  # its send task was lost
-    waiting = start(
-        rt, {"messages": [{**FLOW["messages"][0], "timeout": 0}, FLOW["messages"][1]]}
-    )  # its check was lost
-    tasks.send_step(rt, enqueue, waiting, 0, 1, 0)  # type: ignore[arg-type]
-    never_accepted = rt.store.create("ws", FlowRequest.parse(FLOW))  # producer answered 503
-    enqueue.calls.clear()
-
-    counts = tasks.sweep(rt, enqueue)  # type: ignore[arg-type]
-
-    assert counts == {"resent": 1, "check:switched": 1, "discarded": 1}
-    assert ("send", (0, 1, 0), 0) in enqueue.calls  # never_started, step 0 again
-    assert ("send", (1, 1, 0), 0) in enqueue.calls  # waiting switched to step 1
-    assert rt.store.get(never_accepted) is None
-    view = rt.store.get(waiting)
-    assert view is not None and view.current == 1 and view.steps[0].status == "timeout"
-    assert rt.store.get(never_started) is not None
-
-
-def test_sweep_leaves_steps_that_are_not_overdue(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
-) -> None:
-    rt = runtime(redis_client, "p1", ScriptedProvider("p1", ["m1"]))
-    rt.settings.sweep_grace_seconds = 0
-    flow_id = start(rt)
-    tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)  # type: ignore[arg-type]  # timeout 7 s
-    enqueue.calls.clear()
-    assert tasks.sweep(rt, enqueue) == {}  # type: ignore[arg-type]
-    assert enqueue.calls == []
-
-
 def test_send_waits_for_the_producer_to_confirm(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", ["m1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"
     assert enqueue.calls == [("send", (0, 1, 0), tasks.NOT_ENQUEUED_RETRY)]
     assert p1.calls == []
 
 
 def test_a_failing_provider_gets_its_attempts_then_the_next_one_takes_over(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     down = ProviderUnavailable("p1", "provider error (500)")
     p1 = ScriptedProvider("p1", [down, down, down])
     p2 = ScriptedProvider("p2", ["msg-2"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"  # type: ignore[arg-type]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "retrying"  # type: ignore[arg-type]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 0, 3) == "failover"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 0, 3) == "failover"
     assert enqueue.calls[-1] == ("send", (0, 4, 1), 0)
     assert enqueue.provider_attempts == [2, 3, 1]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) == "sent"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) == "sent"
     assert len(p1.calls) == 3 and len(p2.calls) == 1
 
 
 def test_the_last_provider_keeps_trying_within_the_budget(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)")])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) == "retrying"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) == "retrying"
 
 
 def test_acceptance_that_is_final_delivers_the_step(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     mailer = ScriptedProvider("p1", ["<id@acme>"], accepted_is_delivered=True)
     rt = runtime(redis_client, "p1", mailer)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "delivered"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "delivered"
     assert enqueue.calls == []  # nothing left to wait for
     view = rt.store.get(flow_id)
     assert view is not None and view.status == "delivered" and view.steps[0].status == "delivered"
 
 
 def test_provider_sends_are_counted_by_what_the_provider_answered(
-    redis_client: redis.Redis, enqueue: RecordingEnqueue
+    redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "500"), ProviderRejected("p1", "no")])
     p2 = ScriptedProvider("p2", ["msg-2", AmbiguousSend("p2", "read timeout")])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"  # type: ignore[arg-type]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "failover"  # type: ignore[arg-type]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 1) == "sent"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "failover"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 1) == "sent"
     other = start(rt)
-    assert tasks.send_step(rt, enqueue, other, 0, 1, 1) == "ambiguous"  # type: ignore[arg-type]
+    assert tasks.send_step(rt, enqueue, other, 0, 1, 1) == "ambiguous"
     sends = {
         (labels["provider"], labels["result"]): value
         for labels, value in metrics.series(rt.metrics.read(), "provider_sends")

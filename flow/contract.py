@@ -1,0 +1,86 @@
+"""The task contract: every OTPflow task enqueued by name, its arguments spelled once.
+
+Producers, the API's DLR intake, the worker's tasks and its timer loop all enqueue through
+:class:`Tasks`, so no one writes a task's argument order twice. Arguments are ids and counters
+only: no recipient, address or text ever reaches the broker or Flower.
+
+A task due later (a retry with backoff) is not a broker countdown: a countdown waits in a
+worker's memory, stops the worker consuming at ``worker_eta_task_limit``, and is dropped when
+the broker connection drops. It is written to the Redis timers index instead
+(:meth:`FlowStore.later`), and the workers' timer loop publishes it when it is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import KombuError
+
+from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
+from otpflow.flow.store import FlowStore, Outcome
+
+TASK_NAMES = frozenset({SEND_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
+REPUBLISH_DELAY_SECONDS = 1.0
+
+logger = logging.getLogger("otpflow.tasks")
+
+
+class Tasks:
+    """Enqueue OTPflow's tasks: now through the broker, or ``delay`` seconds from now through
+    the timers index. ``publish_options`` go to every publish (the producers' retry policy)."""
+
+    def __init__(
+        self, celery: Celery, store: FlowStore, publish_options: dict[str, Any] | None = None
+    ) -> None:
+        self.celery = celery
+        self.store = store
+        self.publish_options = publish_options or {}
+
+    def send(
+        self,
+        flow_id: str,
+        step: int,
+        attempt: int = 1,
+        provider_index: int = 0,
+        provider_attempt: int = 1,
+        delay: float = 0,
+    ) -> None:
+        self.submit(SEND_STEP, [flow_id, step, attempt, provider_index, provider_attempt], delay)
+
+    def notify_switch(
+        self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, delay: float = 0
+    ) -> None:
+        self.submit(NOTIFY_SWITCH, [flow_id, from_step, to_step, attempt], delay)
+
+    def notify_terminal(self, flow_id: str, attempt: int = 1, delay: float = 0) -> None:
+        self.submit(NOTIFY_TERMINAL, [flow_id, attempt], delay)
+
+    def relay_dlr(
+        self, flow_id: str, step: int, index: int, attempt: int = 1, delay: float = 0
+    ) -> None:
+        self.submit(RELAY_DLR, [flow_id, step, index, attempt], delay)
+
+    def follow_up(self, outcome: Outcome, flow_id: str, step: int) -> None:
+        """Enqueue what a transition of ``step`` set in motion: the next step's send and the
+        switch webhook, or the terminal webhook of a flow that ended."""
+        if outcome.kind == "switched":
+            next_step = int(outcome.detail)
+            self.send(flow_id, next_step)
+            if outcome.notify:
+                self.notify_switch(flow_id, step, next_step)
+        elif outcome.notify:  # only a switch or an end carries the flag
+            self.notify_terminal(flow_id)
+
+    def submit(self, name: str, args: list[Any], delay: float = 0) -> None:
+        if delay <= 0:
+            try:
+                self.celery.send_task(name, args=args, **self.publish_options)
+                return
+            except (KombuError, OSError):
+                # the broker is away but the flow's state moved on: publish it from the timers
+                # index once the broker is back, rather than lose it
+                logger.warning("broker unreachable: task kept in the timers index")
+                delay = REPUBLISH_DELAY_SECONDS
+        self.store.later(name, args, delay)
