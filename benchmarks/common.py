@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -163,3 +164,15 @@ def rss_bytes(pid: int) -> int:
         with contextlib.suppress(OSError):
             total += rss_bytes(child)
     return total
+
+
+def own_cpu() -> float:
+    """User + system CPU seconds of this process (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    """User + system CPU seconds the Redis server has used (INFO cpu)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])

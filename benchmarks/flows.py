@@ -36,9 +36,11 @@ from otpflow.worker.stack import Stack
 
 from common import (
     cpu_seconds,
+    own_cpu,
     percentile,
     progress_bars,
     progress_console,
+    redis_cpu,
     sms_then_whatsapp,
     submit,
     wait_ended,
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
         with progress_bars() as progress:
             started = time.time()
+            redis_cpu_before, own_cpu_before = redis_cpu(client.redis), own_cpu()
             flow_ids = submit(
                 client, [body for _, body in bodies], args.rate, args.producers, progress
             )
@@ -96,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         views = {flow_id: view for flow_id in ended if (view := client.status(flow_id))}
         requests = sim.get("/_sim/requests").json()["requests"]
         cpu = {name: cpu_seconds(process.pid) for name, process in stack.processes.items()}
+        cpu["redis"] = redis_cpu(client.redis) - redis_cpu_before
+        cpu["producer (this script)"] = own_cpu() - own_cpu_before
 
     by_recipient: dict[tuple[str, str], float] = {
         (r["recipient"], r["channel"]): r["received_at"] for r in requests
@@ -145,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
         "switch lag mean", f"{statistics.fmean(switch_lag) * 1000:.0f} ms" if switch_lag else "-"
     )
     table.add_row("CPU seconds", ", ".join(f"{name} {sec:.1f}" for name, sec in cpu.items()))
+    per_flow = {name: sec / args.flows * 1000 for name, sec in cpu.items()}
+    table.add_row(
+        "CPU ms per flow",
+        ", ".join(f"{name} {ms:.1f}" for name, ms in per_flow.items())
+        + f"; all {sum(per_flow.values()):.1f}",
+    )
     console.print(table)
     client.close()
     return 0 if len(views) == args.flows == delivered else 1

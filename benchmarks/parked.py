@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
         delivering: list[str] = []
 
+        bench.probe("warm-up", delivering)  # connections and caches: not measured
         idle = bench.probe("idle probes", delivering)
         rss_idle = workers_rss()
         memory_before = int(bench.state.info("memory")["used_memory"])
@@ -201,12 +202,20 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         time.sleep(1)  # the last WhatsApp requests
         whatsapp_at = requests_by_recipient(bench.sim, "whatsapp")
-        lags = []
+        # the lag, and its parts: timer fired (the switch), next send claimed, request made
+        lags, fired, queued, sending = [], [], [], []
         for to, flow_id in zip(switching_to, switching, strict=True):
             view = bench.client.status(flow_id)
-            sms = view.steps[0] if view else None
-            if sms is not None and sms.accepted_at is not None and to in whatsapp_at:
-                lags.append(whatsapp_at[to] - (sms.accepted_at + sms.timeout))
+            if view is None or view.steps[0].accepted_at is None or to not in whatsapp_at:
+                continue
+            sms, whatsapp = view.steps
+            due = sms.accepted_at + sms.timeout
+            switch = next(e["ts"] for e in view.events if e["type"] == "channel_switch")
+            lags.append(whatsapp_at[to] - due)
+            fired.append(switch - due)
+            if whatsapp.claimed_at is not None:
+                queued.append(whatsapp.claimed_at - switch)
+                sending.append(whatsapp_at[to] - whatsapp.claimed_at)
         rss_end = workers_rss()
         cpu = sum(cpu_seconds(pid) for pid in worker_pids)
         still_parked = count_status(bench.state, parked, b"sent")
@@ -240,6 +249,12 @@ def run(args: argparse.Namespace) -> int:
         f"switch lag p50 / p99 at {args.switch_rate:g} flows/s",
         f"{ms(lags, 50)} / {ms(lags, 99)} ms ({len(lags)} of {len(switching)} switched)",
     )
+    for part, values in (
+        ("  timer due -> switched", fired),
+        ("  switched -> next send claimed", queued),
+        ("  claimed -> provider request", sending),
+    ):
+        table.add_row(part, f"{ms(values, 50)} / {ms(values, 99)} ms")
     table.add_row("worker CPU seconds", f"{cpu:.1f}")
     console.print(table)
     return 0 if parked_sent == len(parked) and len(lags) == len(switching) else 1

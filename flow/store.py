@@ -163,12 +163,16 @@ elseif sget(i, 'status') ~= 'sending' or tonumber(sget(i, 'attempts')) ~= attemp
   return {'already_claimed', sget(i, 'status')}
 end
 sset(i, 'attempts', attempt)
--- how long the step has been sending, by Redis time: what its send budget is measured on
-return {'claimed', tostring(NOW - tonumber(sget(i, 'claimed_at')))}
+-- How long the step has been sending, by Redis time (its send budget is measured on it), and
+-- what the send needs (the request and the code), in this same round trip.
+return {'claimed', tostring(NOW - tonumber(sget(i, 'claimed_at'))), '0',
+        redis.call('GET', REQUEST_KEY) or '', redis.call('GET', FLOW_KEY .. ':code') or ''}
 """
 
 _ACCEPTED = """
 local i, provider, message_id, timeout = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
+count('provider_sends|provider=' .. provider .. '|channel=' .. sget(i, 'channel')
+      .. '|result=accepted')
 sset(i, 'provider', provider)
 sset(i, 'message_id', message_id)
 sset(i, 'accepted_at', NOW)
@@ -424,6 +428,14 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Claim(Outcome):
+    """A claim's outcome; a ``claimed`` one carries what the send needs."""
+
+    request: FlowRequest | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
 class Timer:
     """One entry of the timers index: a step to look at (``flow_id``, ``step``), or a task to
     publish (``task``, ``args``: ids and counters only, like every task's arguments)."""
@@ -500,6 +512,10 @@ def connect_redis(url: str) -> Redis:
         health_check_interval=10,
         retry_on_timeout=True,
     )
+
+
+def _text(item: bytes | str | int) -> str:
+    return item.decode() if isinstance(item, bytes) else str(item)
 
 
 def _float(value: str | None) -> float | None:
@@ -676,7 +692,11 @@ class FlowStore:
         pipe.execute()
 
     def _run(self, name: str, flow_id: str, *args: str | int | float) -> Outcome:
-        raw = self._scripts[name](
+        kind, detail, *flag = (_text(item) for item in self._call(name, flow_id, *args))
+        return Outcome(kind, detail, notify=flag == ["1"])
+
+    def _call(self, name: str, flow_id: str, *args: str | int | float) -> list[Any]:
+        return self._scripts[name](
             keys=[
                 keys.flow(flow_id),
                 keys.events(flow_id),
@@ -686,21 +706,28 @@ class FlowStore:
             ],
             args=[flow_id, self.ttl_seconds, self.grace_seconds, *args],
         )
-        kind, detail, *flag = (
-            item.decode() if isinstance(item, bytes) else str(item) for item in raw
-        )
-        return Outcome(kind, detail, notify=flag == ["1"])
 
-    def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Outcome:
-        """Take a step for sending: ``claimed`` (detail: seconds since its first claim) for
-        exactly one caller per attempt; ``already_claimed``, ``not_current``, ``not_enqueued``
-        or ``flow_ended`` otherwise."""
-        return self._run("claim", flow_id, step, attempt, lease_seconds)
+    def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Claim:
+        """Take a step for sending: ``claimed`` (detail: seconds since its first claim, with
+        the request and the code to send) for exactly one caller per attempt;
+        ``already_claimed``, ``not_current``, ``not_enqueued`` or ``flow_ended`` otherwise."""
+        raw = self._call("claim", flow_id, step, attempt, lease_seconds)
+        kind, detail = (_text(item) for item in raw[:2])
+        if kind != "claimed":
+            return Claim(kind, detail)
+        request, code = (_text(item) for item in raw[3:5])
+        return Claim(
+            kind,
+            detail,
+            request=FlowRequest.parse(json.loads(request)) if request else None,
+            code=code or None,
+        )
 
     def accepted(
         self, flow_id: str, step: int, provider: str, message_id: str, timeout: int
     ) -> Outcome:
-        """The provider accepted the step: ``sent`` with the check's due time as detail."""
+        """The provider accepted the step (counted in ``provider_sends``): ``sent`` with the
+        timer's due time as detail; ``ignored`` if a report or a timer ended it meanwhile."""
         return self._run("accepted", flow_id, step, provider, message_id, timeout)
 
     def attempt_failed(

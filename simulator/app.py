@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import gateway, messageflow, zixflow
-from .core import SimState, sim_state
+from .core import POSTBACK_CONCURRENCY, SimState, sim_state
 from .outcomes import RuleBook, parse_rules
 from .schemas import first_error
 
@@ -154,7 +154,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.client = httpx.AsyncClient(timeout=5.0)
+        state.client = httpx.AsyncClient(
+            timeout=5.0,
+            limits=httpx.Limits(
+                max_connections=POSTBACK_CONCURRENCY, max_keepalive_connections=POSTBACK_CONCURRENCY
+            ),
+        )
         controller: Any = None
         try:
             if smtp_port is not None:

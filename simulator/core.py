@@ -25,10 +25,11 @@ from starlette.requests import Request
 from .outcomes import Rule, RuleBook
 
 POSTBACK_RETRY_SECONDS = 1.0  # first retry of a failed postback; doubles each time
-# Postbacks in flight at once. httpcore's pool scans its whole queue for every request it
-# assigns, so a thousand queued postbacks cost quadratic CPU; waiting on a semaphore first
-# keeps that queue short.
-POSTBACK_CONCURRENCY = 50
+# Postbacks in flight at once. httpcore's pool scans its whole queue and every connection
+# (asking each whether it expired) for every request it assigns, so many queued postbacks or
+# many connections cost quadratic CPU; waiting on a semaphore first keeps both short. Ten
+# keep up with hundreds of reports a second on loopback.
+POSTBACK_CONCURRENCY = 10
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,11 @@ def send_step(
     if claim.kind != "claimed":
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind
-    request = rt.store.request_of(flow_id)
+    request, code = claim.request, claim.code
     if request is None:
         return "missing"
     spec = request.steps[step]
     if request.otp is not None:
-        code = rt.store.code_of(flow_id)
         if code is None:
             reason = "the code expired before this step was sent"
             _step_failed(rt, enqueue, flow_id, step, "", reason)
@@ -117,15 +116,14 @@ def _step_failed(
 
 
 def _send_counted(rt: Runtime, provider: Provider, spec: Step, flow_id: str, step: int) -> str:
-    """One provider call, counted by what the provider answered."""
-    labels = {"provider": provider.name, "channel": spec.channel}
+    """One provider call, counted by what the provider answered (an acceptance is counted by
+    the transition that records it, in the same round trip)."""
     try:
-        message_id = provider.send(spec, rt.callback(provider.name, flow_id, step))
+        return provider.send(spec, rt.callback(provider.name, flow_id, step))
     except ProviderError as exc:
+        labels = {"provider": provider.name, "channel": spec.channel}
         rt.metrics.incr("provider_sends", **labels, result=exc.kind)
         raise
-    rt.metrics.incr("provider_sends", **labels, result="accepted")
-    return message_id
 
 
 def _after_failed_attempt(
