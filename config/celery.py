@@ -48,16 +48,9 @@ TASK_ROUTES = {
 VISIBILITY_TIMEOUT_SECONDS = 3600
 
 
-# kombu's Redis transport with one client object per channel (see config/redis_broker.py)
-REDIS_TRANSPORT = "otpflow.config.redis_broker:Transport"
-
-
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
-        "broker_transport": (
-            REDIS_TRANSPORT if settings.broker_url.startswith("redis://") else None
-        ),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,

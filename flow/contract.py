@@ -76,7 +76,7 @@ class Tasks:
     def submit(self, name: str, args: list[Any], delay: float = 0) -> None:
         if delay <= 0:
             try:
-                self.celery.send_task(name, args=args, **self.publish_options)
+                self.publish(name, args)
                 return
             except (KombuError, OSError):
                 # the broker is away but the flow's state moved on: publish it from the timers
@@ -84,3 +84,7 @@ class Tasks:
                 logger.warning("broker unreachable: task kept in the timers index")
                 delay = REPUBLISH_DELAY_SECONDS
         self.store.later(name, args, delay)
+
+    def publish(self, name: str, args: list[Any]) -> None:
+        """Publish now; a broker error is the caller's to handle."""
+        self.celery.send_task(name, args=args, **self.publish_options)

@@ -28,3 +28,6 @@ class RecordingTasks(Tasks):
                 self.calls.append(("notify", tuple(args[1:3]), delay))
             else:
                 self.calls.append((name.removeprefix("otpflow."), tuple(args[1:]), delay))
+
+    def publish(self, name: str, args: list[Any]) -> None:
+        self.submit(name, args)

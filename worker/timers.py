@@ -81,7 +81,8 @@ class TimerLoop:
     def _fire_task(self, timer: Timer) -> str:
         done = "published"
         if timer.task in TASK_NAMES:
-            self.tasks.submit(timer.task, list(timer.args))
+            # a broker error leaves the timer taken: it is published again after its lease
+            self.tasks.publish(timer.task, list(timer.args))
         else:  # not ours (an older version's, or a stray write): never publish it
             logger.warning("unknown entry in the timers index dropped")
             done = "dropped"

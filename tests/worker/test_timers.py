@@ -3,11 +3,13 @@ share the timers with none fired twice, and how long it waits between passes."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 
 import pytest
 import redis
+from kombu.exceptions import OperationalError
 
 from otpflow.config.celery import NOTIFY_TERMINAL
 from otpflow.flow import keys
@@ -90,6 +92,23 @@ def test_an_entry_not_in_the_contract_is_dropped_unpublished(
     done, _ = TimerLoop(store, tasks, poll_seconds=0.05).run_once()
     assert done == Counter({"dropped": 3}) and tasks.calls == []
     assert redis_client.zcard(keys.timers()) == 0
+
+
+def test_a_task_the_broker_refused_stays_in_the_index(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    class BrokerDown(RecordingTasks):
+        def publish(self, name: str, args: list) -> None:
+            raise OperationalError("broker unreachable")
+
+    store.later(NOTIFY_TERMINAL, ["f-1", 2], 0)
+    with pytest.raises(OperationalError):
+        TimerLoop(store, BrokerDown(), poll_seconds=0.05).run_once()
+    # still there, taken for one lease: published by whichever loop takes it next
+    ((member, score),) = redis_client.zrange(keys.timers(), 0, -1, withscores=True)
+    assert json.loads(member) == [NOTIFY_TERMINAL, ["f-1", 2]]
+    seconds, micros = redis_client.time()
+    assert score > seconds + micros / 1e6 + store.grace_seconds - 1
 
 
 def test_the_loop_survives_an_unexpected_error(
