@@ -30,6 +30,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack
@@ -54,9 +55,21 @@ def flow_body(index: int, timeout: int) -> tuple[str, dict[str, Any]]:
     return to, sms_then_whatsapp(to, timeout, 30)
 
 
+def clean_rabbitmq(broker_url: str) -> None:
+    """Start from empty queues on RabbitMQ."""
+    app = make_celery(Settings(broker_url=broker_url))
+    with app.connection_for_write() as connection:
+        for queue in app.amqp.queues.values():
+            queue.bind(connection.default_channel).declare()
+            queue.bind(connection.default_channel).purge()
+    app.close()
+
+
 def run(args: argparse.Namespace) -> int:
-    state_url, broker_url = f"{args.redis}/11", f"{args.redis}/10"
-    for url in (state_url, broker_url):
+    state_url, broker_url = f"{args.redis}/11", args.broker or f"{args.redis}/10"
+    if broker_url.startswith("amqp"):
+        clean_rabbitmq(broker_url)
+    for url in (state_url, f"{args.redis}/10"):
         redis.Redis.from_url(url).flushdb()
     stack = Stack(redis_url=state_url, broker_url=broker_url, api_keys="bench:bench-key")
     with stack:
@@ -184,6 +197,9 @@ def main() -> int:
         help="flows per second to submit at (0: as fast as possible)",
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    parser.add_argument(
+        "--broker", default="", help="broker URL (default: Redis db 10; amqp://... for RabbitMQ)"
+    )
     return run(parser.parse_args())
 
 
