@@ -186,6 +186,12 @@ class Settings(BaseSettings):
         default=True, description="Workers send task events (Flower's task list needs them)."
     )
 
+    @property
+    def task_lease_seconds(self) -> float:
+        """How long a published webhook task may wait and run before the workers publish it
+        again (it runs at least once): a few webhook timeouts plus the recovery grace."""
+        return 3 * self.webhook_timeout_seconds + self.recovery_grace_seconds
+
     @field_validator("secret")
     @classmethod
     def _secret_not_empty(cls, value: SecretStr) -> SecretStr:

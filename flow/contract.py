@@ -22,6 +22,11 @@ from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEN
 from otpflow.flow.store import FlowStore, Outcome
 
 TASK_NAMES = frozenset({SEND_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
+# Calls to a caller's URL run at least once: each stays in the timers index, leased, until it
+# has run (:meth:`Tasks.ran`), so one lost with a killed worker, or never delivered by the
+# broker, is published again when its lease runs out. A send runs at most once: the step's own
+# timer covers a lost one.
+AT_LEAST_ONCE = frozenset({NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
 REPUBLISH_DELAY_SECONDS = 1.0
 
 logger = logging.getLogger("otpflow.tasks")
@@ -29,13 +34,20 @@ logger = logging.getLogger("otpflow.tasks")
 
 class Tasks:
     """Enqueue OTPflow's tasks: now through the broker, or ``delay`` seconds from now through
-    the timers index. ``publish_options`` go to every publish (the producers' retry policy)."""
+    the timers index. ``lease_seconds``: how long a published at-least-once task may wait and
+    run before it is published again. ``publish_options`` go to every publish (the producers'
+    retry policy)."""
 
     def __init__(
-        self, celery: Celery, store: FlowStore, publish_options: dict[str, Any] | None = None
+        self,
+        celery: Celery,
+        store: FlowStore,
+        lease_seconds: float,
+        publish_options: dict[str, Any] | None = None,
     ) -> None:
         self.celery = celery
         self.store = store
+        self.lease_seconds = lease_seconds
         self.publish_options = publish_options or {}
 
     def send(
@@ -74,16 +86,23 @@ class Tasks:
             self.notify_terminal(flow_id)
 
     def submit(self, name: str, args: list[Any], delay: float = 0) -> None:
-        if delay <= 0:
-            try:
-                self.publish(name, args)
-                return
-            except (KombuError, OSError):
-                # the broker is away but the flow's state moved on: publish it from the timers
-                # index once the broker is back, rather than lose it
-                logger.warning("broker unreachable: task kept in the timers index")
-                delay = REPUBLISH_DELAY_SECONDS
-        self.store.later(name, args, delay)
+        if delay > 0:
+            self.store.later(name, args, delay)
+            return
+        if name in AT_LEAST_ONCE:
+            # kept until it ran: published again after its lease if it never does
+            self.store.later(name, args, self.lease_seconds)
+        try:
+            self.publish(name, args)
+        except (KombuError, OSError):
+            # the broker is away but the flow's state moved on: publish it from the timers
+            # index once the broker is back, rather than lose it
+            logger.warning("broker unreachable: task kept in the timers index")
+            self.store.later(name, args, REPUBLISH_DELAY_SECONDS)
+
+    def ran(self, name: str, args: list[Any]) -> None:
+        """An at-least-once task has run: it is not published again."""
+        self.store.forget(name, args)
 
     def publish(self, name: str, args: list[Any]) -> None:
         """Publish now; a broker error is the caller's to handle."""

@@ -383,10 +383,15 @@ return {tostring(next_in), due}
 """
 
 _LATER = """
--- A task to publish ARGV[2] seconds from now (Redis time), by the workers' timer loop.
+-- A task to publish ARGV[2] seconds from now (Redis time), by the workers' timer loop;
+-- with ARGV[4] = 'XX', only if it is still waiting there.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if ARGV[4] == 'XX' then
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return tostring(now + tonumber(ARGV[2]))
 """
@@ -514,6 +519,10 @@ def connect_redis(url: str) -> Redis:
     )
 
 
+def _task_member(task: str, args: list[Any]) -> str:
+    return json.dumps([task, args], separators=(",", ":"))
+
+
 def _text(item: bytes | str | int) -> str:
     return item.decode() if isinstance(item, bytes) else str(item)
 
@@ -605,7 +614,7 @@ class FlowStore:
         # step 0's timer: if its send is not claimed within the grace period, the timer loop
         # sends it again (or discards the flow, if its producer never confirmed it)
         self._later(
-            keys=[keys.timers()], args=[f"{flow_id}:0", self.grace_seconds, ttl], client=pipe
+            keys=[keys.timers()], args=[f"{flow_id}:0", self.grace_seconds, ttl, ""], client=pipe
         )
         pipe.execute()
         return flow_id
@@ -789,10 +798,17 @@ class FlowStore:
         wait = float(next_in)
         return [Timer.parse(member.decode()) for member in members], (wait if wait >= 0 else None)
 
-    def later(self, task: str, args: list[Any], delay: float) -> None:
-        """Have the workers' timer loop publish ``task(*args)`` ``delay`` seconds from now."""
-        member = json.dumps([task, args], separators=(",", ":"))
-        self._later(keys=[keys.timers()], args=[member, delay, self.ttl_seconds])
+    def later(self, task: str, args: list[Any], delay: float, only_waiting: bool = False) -> None:
+        """Have the workers' timer loop publish ``task(*args)`` ``delay`` seconds from now
+        (``only_waiting``: move it only if it is still in the index)."""
+        self._later(
+            keys=[keys.timers()],
+            args=[_task_member(task, args), delay, self.ttl_seconds, "XX" if only_waiting else ""],
+        )
+
+    def forget(self, task: str, args: list[Any]) -> None:
+        """Remove ``task(*args)`` from the timers index (it ran)."""
+        self.redis.zrem(keys.timers(), _task_member(task, args))
 
     def timer_done(self, timer: Timer) -> None:
         """A taken task timer was published: remove it (a step timer's transition moves its

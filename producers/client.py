@@ -129,7 +129,12 @@ class OtpflowClient:
         )
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
         # what a cancel, a verify or a delivery report sets in motion
-        self.tasks = Tasks(self.celery, self.store, {"retry": True, "retry_policy": _PUBLISH_RETRY})
+        self.tasks = Tasks(
+            self.celery,
+            self.store,
+            settings.task_lease_seconds,
+            {"retry": True, "retry_policy": _PUBLISH_RETRY},
+        )
 
     def send(
         self,

@@ -14,7 +14,7 @@ class RecordingTasks(Tasks):
     ``(kind, counters, delay)``."""
 
     def __init__(self) -> None:
-        super().__init__(celery=None, store=None)
+        super().__init__(celery=None, store=None, lease_seconds=30)  # type: ignore[arg-type]
         self.calls: list[tuple[str, tuple[Any, ...], float]] = []
         self.provider_attempts: list[int] = []
         self._lock = threading.Lock()
@@ -31,3 +31,6 @@ class RecordingTasks(Tasks):
 
     def publish(self, name: str, args: list[Any]) -> None:
         self.submit(name, args)
+
+    def ran(self, name: str, args: list[Any]) -> None:
+        pass

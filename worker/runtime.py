@@ -44,7 +44,7 @@ class Runtime:
     @cached_property
     def tasks(self) -> Tasks:
         assert self.celery is not None, "a runtime that enqueues needs its Celery app"
-        return Tasks(self.celery, self.store)
+        return Tasks(self.celery, self.store, self.settings.task_lease_seconds)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -186,15 +186,23 @@ def register_tasks(app: Celery, rt: Runtime) -> None:
     ) -> str:
         return send_step(rt, enqueue, flow_id, step, attempt, provider_index, provider_attempt)
 
-    # Notifications are idempotent: acknowledged after they ran.
+    # Calls to a caller's URL run at least once: each stays in the timers index until it has
+    # run (a worker killed meanwhile leaves it there, and it is published again), and is
+    # acknowledged late (RabbitMQ hands it to another worker at once).
     @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
-        return notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
+        result = notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
+        enqueue.ran(NOTIFY_SWITCH, [flow_id, from_step, to_step, attempt])
+        return result
 
     @app.task(name=NOTIFY_TERMINAL, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def notify_terminal_task(flow_id: str, attempt: int = 1) -> str:
-        return notify_terminal(rt, enqueue, flow_id, attempt)
+        result = notify_terminal(rt, enqueue, flow_id, attempt)
+        enqueue.ran(NOTIFY_TERMINAL, [flow_id, attempt])
+        return result
 
     @app.task(name=RELAY_DLR, acks_late=True, ignore_result=True, **REDIS_RETRY)
     def relay_dlr_task(flow_id: str, step: int, index: int, attempt: int = 1) -> str:
-        return relay_dlr(rt, enqueue, flow_id, step, index, attempt)
+        result = relay_dlr(rt, enqueue, flow_id, step, index, attempt)
+        enqueue.ran(RELAY_DLR, [flow_id, step, index, attempt])
+        return result

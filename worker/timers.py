@@ -29,7 +29,7 @@ from celery import bootsteps
 from kombu.exceptions import KombuError
 from redis import RedisError
 
-from otpflow.flow.contract import TASK_NAMES, Tasks
+from otpflow.flow.contract import AT_LEAST_ONCE, TASK_NAMES, Tasks
 from otpflow.flow.store import FlowStore, Timer
 
 logger = logging.getLogger("otpflow.timers")
@@ -79,15 +79,18 @@ class TimerLoop:
         return outcome.kind
 
     def _fire_task(self, timer: Timer) -> str:
-        done = "published"
-        if timer.task in TASK_NAMES:
-            # a broker error leaves the timer taken: it is published again after its lease
-            self.tasks.publish(timer.task, list(timer.args))
-        else:  # not ours (an older version's, or a stray write): never publish it
+        if timer.task not in TASK_NAMES:  # an older version's, or a stray write: never publish
             logger.warning("unknown entry in the timers index dropped")
-            done = "dropped"
-        self.store.timer_done(timer)
-        return done
+            self.store.timer_done(timer)
+            return "dropped"
+        # a broker error leaves the timer taken: it is published again after its lease
+        self.tasks.publish(timer.task, list(timer.args))
+        if timer.task in AT_LEAST_ONCE:
+            # kept, leased, until the task says it ran (unless it already did)
+            self.store.later(timer.task, list(timer.args), self.tasks.lease_seconds, True)
+        else:
+            self.store.timer_done(timer)
+        return "published"
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

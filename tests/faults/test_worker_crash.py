@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,8 +17,11 @@ from harness import (
     System,
     duplicate_sends,
     plan_mixed,
+    recipient,
+    sms_step,
     statuses,
     wait_all_ended,
+    whatsapp_step,
 )
 
 pytestmark = pytest.mark.faults
@@ -87,3 +92,56 @@ def test_sigterm_is_a_warm_shutdown_that_loses_nothing(
         timeout=MIXED_LONGEST_FLOW_SECONDS + RECOVERY_SECONDS + 15,
     )
     assert_all_ended_as_planned(system, plans)
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_a_webhook_lost_with_a_killed_worker_is_delivered(
+    fault_system: Callable[..., System], broker: str
+) -> None:
+    """The worker calling a caller's webhook is SIGKILLed mid-call: the call stays in the timers
+    index until it ran, so a worker sends it again (at least once, same event id)."""
+    system = fault_system(broker=broker, workers=1)
+    held = threading.Event()
+    calls: list[dict[str, str]] = []
+
+    class SlowOnce(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            calls.append(dict(self.headers))
+            if len(calls) == 1:
+                held.set()
+                time.sleep(3)  # the worker is killed while it waits for this reply
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), SlowOnce)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        to = recipient()
+        system.rules(
+            {"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 100},
+            {"channel": "whatsapp", "recipient": to, "action": "never"},
+        )
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/switch"
+        request_id = system.start(
+            {"messages": [sms_step(to, timeout=30), whatsapp_step(to)], "webhookurl": url}
+        )
+        assert held.wait(20), "the switch webhook never arrived"
+        system.stack.stop_process("worker1", signal.SIGKILL)
+        system.stack.start_worker("worker2", concurrency=8)
+
+        # published again once its lease (3 webhook timeouts + the grace) has run out
+        system.wait(lambda: len(calls) >= 2, timeout=40, what="the webhook sent again")
+        system.wait(
+            lambda: any(
+                e["type"] == "webhook" and e.get("result") == "delivered"
+                for e in system.flow(request_id).events
+            ),
+            what="the delivery on the timeline",
+        )
+        assert calls[0]["X-OTPflow-Event-Id"] == calls[1]["X-OTPflow-Event-Id"]
+    finally:
+        receiver.shutdown()

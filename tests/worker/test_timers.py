@@ -11,8 +11,10 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError
 
-from otpflow.config.celery import NOTIFY_TERMINAL
+from otpflow.config.celery import NOTIFY_TERMINAL, SEND_STEP, make_celery
+from otpflow.config.settings import Settings
 from otpflow.flow import keys
+from otpflow.flow.contract import Tasks
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowStore
 from otpflow.worker import timers
@@ -54,33 +56,54 @@ def test_the_loop_acts_on_each_kind_of_due_timer(
     waiting = new_flow(store, timeout=30)
     store.claim(waiting, 0, 1, 30)
     store.accepted(waiting, 0, "p1", "m2", 30)
-    store.later(NOTIFY_TERMINAL, [waiting, 2], 0)
+    store.later(NOTIFY_TERMINAL, [waiting, 2], 0)  # a webhook retry
+    store.later(SEND_STEP, [waiting, 0, 2, 0, 2], 0)  # a provider retry
     make_due(redis_client)
     redis_client.zadd(keys.timers(), {f"{waiting}:0": 10**10})  # not due
     tasks = RecordingTasks()
 
     done, _ = TimerLoop(store, tasks, poll_seconds=0.05).run_once()
 
-    assert done == Counter({"resend": 1, "switched": 2, "discarded": 1, "published": 1})
+    assert done == Counter({"resend": 1, "switched": 2, "discarded": 1, "published": 2})
     assert sorted(tasks.calls) == sorted(
         [
             ("send", (0, 1, 0), 0),  # never_claimed, step 0 again
             ("send", (1, 1, 0), 0),  # timed_out, on to WhatsApp
             ("send", (1, 1, 0), 0),  # lease_expired, on to WhatsApp (never step 0 again)
             ("notify_terminal", (2,), 0),
+            ("send", (0, 2, 0), 0),
         ]
     )
     assert store.get(never_confirmed) is None
     lease_view = store.get(lease_expired)
     assert lease_view is not None and lease_view.steps[0].reason == "send_lease_expired"
-    # the published task left the index; the recovered step waits one grace period again
+    # the published send left the index; the webhook stays, leased, until it ran; the
+    # recovered step waits one grace period again
     remaining = {m.decode() for m in redis_client.zrange(keys.timers(), 0, -1)}
+    webhook = json.dumps([NOTIFY_TERMINAL, [waiting, 2]], separators=(",", ":"))
     assert remaining == {
         f"{never_claimed}:0",
         f"{timed_out}:1",
         f"{lease_expired}:1",
         f"{waiting}:0",
+        webhook,
     }
+    seconds, micros = redis_client.time()
+    lease = (redis_client.zscore(keys.timers(), webhook) or 0) - (seconds + micros / 1e6)
+    assert 29 < lease <= 30
+
+
+def test_a_webhook_that_ran_is_not_published_again(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    tasks = Tasks(make_celery(Settings(broker_url="memory://")), store, lease_seconds=30)
+    tasks.notify_terminal("f-1")  # kept, leased, and published
+    assert redis_client.zcard(keys.timers()) == 1
+    tasks.ran(NOTIFY_TERMINAL, ["f-1", 1])
+    assert redis_client.zcard(keys.timers()) == 0
+    # a loop that published it just before it ran does not put it back
+    store.later(NOTIFY_TERMINAL, ["f-1", 1], 30, only_waiting=True)
+    assert redis_client.zcard(keys.timers()) == 0
 
 
 def test_an_entry_not_in_the_contract_is_dropped_unpublished(
