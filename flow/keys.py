@@ -68,6 +68,16 @@ def timers() -> str:
     return f"{PREFIX}:timers"
 
 
+def claimed_through() -> str:
+    """String: the latest queue time (Redis time) of any step whose send has been claimed.
+
+    Sends are taken first in, first out: a step still unclaimed although one queued a grace
+    period after it was claimed has lost its send (with a killed worker); one not yet overtaken
+    is waiting its turn behind a backlog, and sending it again would only grow the backlog.
+    """
+    return f"{PREFIX}:claimed-through"
+
+
 def metrics() -> str:
     """Hash: every counter and histogram bucket, shared by all processes (see flow.metrics)."""
     return f"{PREFIX}:metrics"

@@ -40,6 +40,7 @@ _PRELUDE = (
     + metrics.lua_prelude()
     + """
 local FLOW_KEY, EVENTS_KEY, TIMERS_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local CLAIMED_KEY = KEYS[6]
 local FLOW_ID = ARGV[1]
 local TTL = tonumber(ARGV[2])
 -- how long a step may wait unclaimed, or a leased timer stay taken, before it is recovered
@@ -124,7 +125,8 @@ local function advance(i, reason)
   local from_status = sget(i, 'status')
   if i + 1 < n then
     redis.call('HSET', FLOW_KEY, 'current', i + 1, 'updated_at', NOW)
-    -- a step still unclaimed after the grace period gets its send again (see _CHECK)
+    -- its send is queued now (the caller publishes it); a grace period on, see _CHECK
+    sset(i + 1, 'queued_at', NOW)
     set_timer(i + 1, NOW + GRACE)
     event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
            reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
@@ -157,6 +159,10 @@ if get('enqueued') ~= '1' then return {'not_enqueued', get('created_at')} end
 if attempt == 1 then
   if not step_to(i, 'claim') then return {'already_claimed', sget(i, 'status')} end
   sset(i, 'claimed_at', NOW)
+  local queued = tonumber(sget(i, 'queued_at'))
+  if queued and queued > tonumber(redis.call('GET', CLAIMED_KEY) or '0') then
+    redis.call('SET', CLAIMED_KEY, tostring(queued), 'EX', TTL)
+  end
   set_deadline(i, NOW + lease)
   flow_to('start')
 elseif sget(i, 'status') ~= 'sending' or tonumber(sget(i, 'attempts')) ~= attempt - 1 then
@@ -291,9 +297,17 @@ if i == 0 and get('enqueued') ~= '1' then
   redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports', FLOW_KEY .. ':code')
   return {'discarded', ''}
 end
--- Its send was lost with a killed worker, or is only queued behind a backlog: the claim makes a
--- resend safe either way. Each resend doubles the wait before the next, so a backlog is fed a
--- few duplicates per step, not one per grace period (which would grow the backlog it waits in).
+-- Lost with a killed worker, or only waiting its turn behind a backlog? Sends are taken first in,
+-- first out: until a send queued a grace period after this one has been claimed, it waits (up
+-- to the cap), since a duplicate would only grow the backlog it waits in.
+local queued = tonumber(sget(i, 'queued_at') or '0')
+if tonumber(redis.call('GET', CLAIMED_KEY) or '0') < queued + GRACE
+    and NOW < queued + resend_cap then
+  set_timer(i, NOW + GRACE)
+  return {'queued', ''}
+end
+-- Overtaken: its send was lost. The claim makes a resend safe even if it was not; each resend
+-- doubles the wait before the next, so a backlog is fed a few duplicates per step at most.
 local resends = redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':resends', 1)
 set_timer(i, NOW + math.min(GRACE * 2 ^ (resends - 1), resend_cap))
 return {'resend', tostring(resends)}
@@ -380,6 +394,12 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_in = -1
 if first[2] then next_in = math.max(tonumber(first[2]) - now, 0) end
 return {tostring(next_in), due}
+"""
+
+_STAMP = """
+-- Set a hash field to Redis's time now.
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) + tonumber(t[2]) / 1000000)
 """
 
 _LATER = """
@@ -556,6 +576,7 @@ class FlowStore:
         }
         self._admit = redis.register_script(_ADMIT)
         self._take_due = redis.register_script(_TAKE_DUE)
+        self._stamp = redis.register_script(_STAMP)
         self._later = redis.register_script(_LATER)
         self._keep_report = redis.register_script(_KEEP_REPORT)
 
@@ -687,6 +708,8 @@ class FlowStore:
         """
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.flow(flow_id), "enqueued", 1)
+        # step 0's send is in the queue now (Redis time): see keys.claimed_through
+        self._stamp(keys=[keys.flow(flow_id)], args=["s0:queued_at"], client=pipe)
         metrics.incr_in(pipe, "flows_started")
         if remember is not None:
             key, value, seconds = remember
@@ -712,6 +735,7 @@ class FlowStore:
                 keys.timers(),
                 keys.request(flow_id),
                 keys.metrics(),
+                keys.claimed_through(),
             ],
             args=[flow_id, self.ttl_seconds, self.grace_seconds, *args],
         )
@@ -779,8 +803,10 @@ class FlowStore:
     def check(self, flow_id: str, step: int) -> Outcome:
         """Decide a step whose timer is due: ``switched`` (to the step in detail) or
         ``exhausted`` when its deadline passed; ``resend`` (detail: how many times now) for a
-        step never claimed; ``discarded`` for a flow never accepted; ``not_due`` (seconds left)
-        for a timer taken early; ``moved_on``, ``flow_ended`` or ``missing``: nothing to do.
+        step whose send was lost (overtaken, see :func:`keys.claimed_through`), ``queued`` for
+        one still waiting its turn; ``discarded`` for a flow never accepted; ``not_due``
+        (seconds left) for a timer taken early; ``moved_on``, ``flow_ended`` or ``missing``:
+        nothing to do.
 
         A resent step is looked at again after the grace period, doubling with every resend up
         to ``MAX_RESEND_WAIT_SECONDS``, so a backlog is fed a few duplicates, not one per look.

@@ -287,8 +287,15 @@ def test_a_task_due_later_is_taken_when_due(store: FlowStore, redis_client: redi
     assert redis_client.zcard(keys.timers()) == 0
 
 
+def overtaken(redis_client: redis.Redis) -> None:
+    """As if a send queued long after every flow here had been claimed already."""
+    redis_client.set(keys.claimed_through(), redis_now(redis_client) + 3600)
+
+
 def test_check_decides_per_step_state(store: FlowStore, redis_client: redis.Redis) -> None:
     pending = new_flow(store, sms(0), whatsapp())
+    assert store.check(pending, 0).kind == "queued"  # its turn has not come
+    overtaken(redis_client)
     assert store.check(pending, 0).kind == "resend"
     sent(store, pending, 0, 0)
     assert store.check(pending, 1).kind == "moved_on"
@@ -303,6 +310,7 @@ def test_each_resend_of_a_step_waits_twice_as_long(
 ) -> None:
     store = FlowStore(redis_client, ttl_seconds=600, grace_seconds=5)
     flow_id = new_flow(store, sms())
+    overtaken(redis_client)
     waits = []
     for expected in ("1", "2", "3", "4", "5", "6"):
         before = redis_now(redis_client)
@@ -314,6 +322,32 @@ def test_each_resend_of_a_step_waits_twice_as_long(
     # a backlog gets a few duplicates per step, never one per look
     assert waits == [5, 10, 20, 40, 80, 120]
     assert store.take_due(limit=10, lease_seconds=60)[0] == []
+
+
+def test_a_send_waiting_its_turn_is_not_sent_again_until_overtaken(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    """A backlog on the send queue: a step unclaimed for a grace period is only waiting, as
+    long as no send queued after it has been claimed; once one is, its send was lost."""
+    store = FlowStore(redis_client, ttl_seconds=600, grace_seconds=0.2)
+    waiting = new_flow(store, sms())
+    assert store.check(waiting, 0).kind == "queued"
+    later = new_flow(store, sms())
+    assert store.claim(later, 0, 1, 30).kind == "claimed"  # queued less than a grace after
+    assert store.check(waiting, 0).kind == "queued"
+    time.sleep(0.25)
+    much_later = new_flow(store, sms())
+    assert store.claim(much_later, 0, 1, 30).kind == "claimed"
+    assert store.check(waiting, 0).kind == "resend"
+
+
+def test_a_send_waiting_longer_than_the_cap_is_sent_again(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    """Nothing overtakes a lost last send: past the cap it is sent again all the same."""
+    flow_id = new_flow(store, sms())
+    redis_client.hset(keys.flow(flow_id), "s0:queued_at", redis_now(redis_client) - 121)
+    assert store.check(flow_id, 0).kind == "resend"
 
 
 def test_check_discards_a_flow_its_producer_never_confirmed(

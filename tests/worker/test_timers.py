@@ -60,6 +60,8 @@ def test_the_loop_acts_on_each_kind_of_due_timer(
     store.later(SEND_STEP, [waiting, 0, 2, 0, 2], 0)  # a provider retry
     make_due(redis_client)
     redis_client.zadd(keys.timers(), {f"{waiting}:0": 10**10})  # not due
+    seconds, _ = redis_client.time()
+    redis_client.set(keys.claimed_through(), seconds + 3600)  # never_claimed was overtaken
     tasks = RecordingTasks()
 
     done, _ = TimerLoop(store, tasks, poll_seconds=0.05).run_once()
