@@ -11,7 +11,9 @@ import contextlib
 import os
 import resource
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from rich.progress import (
 from otpflow.flow import keys
 from otpflow.flow.states import TERMINAL_FLOW
 from otpflow.producers import OtpflowClient
+from otpflow.worker.stack import Stack
 
 ENDED = {status.value.encode() for status in TERMINAL_FLOW}
 
@@ -176,3 +179,29 @@ def redis_cpu(client: redis.Redis) -> float:
     """User + system CPU seconds the Redis server has used (INFO cpu)."""
     info = client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+@contextmanager
+def bench_stack(
+    server: str, workers: int, concurrency: int, pool: str = "threads", broker_url: str = ""
+) -> Iterator[Stack]:
+    """The simulator, the API and `workers` worker processes on fresh benchmark databases
+    (state in db 11, the broker in db 10 unless `broker_url` names another), stopped after."""
+    state_url = f"{server}/11"
+    for url in (state_url, f"{server}/10"):
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+    stack = Stack(
+        redis_url=state_url, broker_url=broker_url or f"{server}/10", api_keys="bench:bench-key"
+    )
+    with stack:
+        with progress_console.status(
+            f"starting {workers} worker process(es), the simulator and the API"
+        ):
+            for index in range(workers):
+                stack.start_worker(f"worker{index + 1}", concurrency, pool)
+            stack.start_simulator()
+            stack.start_api()
+            stack.wait_ready()
+        yield stack

@@ -26,21 +26,19 @@ from collections import Counter
 from typing import Any
 
 import httpx
-import redis
 from rich.console import Console
 from rich.table import Table
 
 from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
-from otpflow.worker.stack import Stack
 
 from common import (
+    bench_stack,
     cpu_seconds,
     own_cpu,
     percentile,
     progress_bars,
-    progress_console,
     redis_cpu,
     sms_then_whatsapp,
     submit,
@@ -66,21 +64,9 @@ def clean_rabbitmq(broker_url: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    state_url, broker_url = f"{args.redis}/11", args.broker or f"{args.redis}/10"
-    if broker_url.startswith("amqp"):
-        clean_rabbitmq(broker_url)
-    for url in (state_url, f"{args.redis}/10"):
-        redis.Redis.from_url(url).flushdb()
-    stack = Stack(redis_url=state_url, broker_url=broker_url, api_keys="bench:bench-key")
-    with stack:
-        with progress_console.status(
-            f"starting {args.workers} worker process(es), the simulator and the API"
-        ):
-            for index in range(args.workers):
-                stack.start_worker(f"worker{index + 1}", args.concurrency, args.pool)
-            stack.start_simulator()
-            stack.start_api()
-            stack.wait_ready()
+    if args.broker.startswith("amqp"):
+        clean_rabbitmq(args.broker)
+    with bench_stack(args.redis, args.workers, args.concurrency, args.pool, args.broker) as stack:
         sim = httpx.Client(base_url=stack.sim_url, timeout=30)
         sim.post(
             "/_sim/rules",
@@ -96,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 ]
             },
         ).raise_for_status()
-        client = OtpflowClient(Settings(redis_url=state_url, broker_url=broker_url))
+        client = OtpflowClient(Settings(redis_url=stack.redis_url, broker_url=stack.broker_url))
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
 
         with progress_bars() as progress:

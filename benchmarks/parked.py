@@ -42,10 +42,10 @@ from otpflow.producers import OtpflowClient
 from otpflow.worker.stack import Stack
 
 from common import (
+    bench_stack,
     cpu_seconds,
     percentile,
     progress_bars,
-    progress_console,
     rss_bytes,
     sms_then_whatsapp,
     submit,
@@ -139,19 +139,7 @@ class Bench:
 
 
 def run(args: argparse.Namespace) -> int:
-    state_url, broker_url = f"{args.redis}/11", f"{args.redis}/10"
-    for url in (state_url, broker_url):
-        redis.Redis.from_url(url).flushdb()
-    stack = Stack(redis_url=state_url, broker_url=broker_url, api_keys="bench:bench-key")
-    with stack:
-        with progress_console.status(
-            f"starting {args.workers} worker process(es), the simulator and the API"
-        ):
-            for index in range(args.workers):
-                stack.start_worker(f"worker{index + 1}", args.concurrency)
-            stack.start_simulator()
-            stack.start_api()
-            stack.wait_ready()
+    with bench_stack(args.redis, args.workers, args.concurrency) as stack:
         bench = Bench(args, stack)
         worker_pids = [p.pid for name, p in stack.processes.items() if name.startswith("worker")]
 
