@@ -61,6 +61,11 @@ class Tasks:
     ) -> None:
         self.submit(SEND_STEP, [flow_id, step, attempt, provider_index, provider_attempt], delay)
 
+    def first_send(self, flow_id: str) -> None:
+        """Publish a new flow's first send now; a broker error is raised (a producer answers
+        503, and the flow it never confirmed is discarded)."""
+        self.publish(SEND_STEP, [flow_id, 0, 1, 0, 1])
+
     def notify_switch(
         self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, delay: float = 0
     ) -> None:

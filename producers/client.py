@@ -22,7 +22,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
-from otpflow.config.celery import SEND_STEP, make_celery
+from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
@@ -212,9 +212,7 @@ class OtpflowClient:
             self.store.release(flow_id, workspace, addresses)
             raise
         try:
-            self.celery.send_task(
-                SEND_STEP, args=[flow_id, 0], retry=True, retry_policy=_PUBLISH_RETRY
-            )
+            self.tasks.first_send(flow_id)
         except (BrokerError, OSError) as exc:
             self._forget(flow_id)
             self.store.release(flow_id, workspace, addresses)

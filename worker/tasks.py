@@ -16,7 +16,7 @@ import random
 import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from redis import RedisError
 
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
@@ -188,21 +188,27 @@ def register_tasks(app: Celery, rt: Runtime) -> None:
 
     # Calls to a caller's URL run at least once: each stays in the timers index until it has
     # run (a worker killed meanwhile leaves it there, and it is published again), and is
-    # acknowledged late (RabbitMQ hands it to another worker at once).
-    @app.task(name=NOTIFY_SWITCH, acks_late=True, ignore_result=True, **REDIS_RETRY)
-    def notify_switch_task(flow_id: str, from_step: int, to_step: int, attempt: int = 1) -> str:
+    # acknowledged late (RabbitMQ hands it to another worker at once). What ran is named by
+    # the message's own arguments, so they are spelled only in the task contract.
+    def ran(task: Task) -> None:
+        enqueue.ran(task.name, list(task.request.args))
+
+    @app.task(name=NOTIFY_SWITCH, bind=True, acks_late=True, ignore_result=True, **REDIS_RETRY)
+    def notify_switch_task(
+        task: Task, flow_id: str, from_step: int, to_step: int, attempt: int = 1
+    ) -> str:
         result = notify_switch(rt, enqueue, flow_id, from_step, to_step, attempt)
-        enqueue.ran(NOTIFY_SWITCH, [flow_id, from_step, to_step, attempt])
+        ran(task)
         return result
 
-    @app.task(name=NOTIFY_TERMINAL, acks_late=True, ignore_result=True, **REDIS_RETRY)
-    def notify_terminal_task(flow_id: str, attempt: int = 1) -> str:
+    @app.task(name=NOTIFY_TERMINAL, bind=True, acks_late=True, ignore_result=True, **REDIS_RETRY)
+    def notify_terminal_task(task: Task, flow_id: str, attempt: int = 1) -> str:
         result = notify_terminal(rt, enqueue, flow_id, attempt)
-        enqueue.ran(NOTIFY_TERMINAL, [flow_id, attempt])
+        ran(task)
         return result
 
-    @app.task(name=RELAY_DLR, acks_late=True, ignore_result=True, **REDIS_RETRY)
-    def relay_dlr_task(flow_id: str, step: int, index: int, attempt: int = 1) -> str:
+    @app.task(name=RELAY_DLR, bind=True, acks_late=True, ignore_result=True, **REDIS_RETRY)
+    def relay_dlr_task(task: Task, flow_id: str, step: int, index: int, attempt: int = 1) -> str:
         result = relay_dlr(rt, enqueue, flow_id, step, index, attempt)
-        enqueue.ran(RELAY_DLR, [flow_id, step, index, attempt])
+        ran(task)
         return result
