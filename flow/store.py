@@ -154,8 +154,12 @@ if FLOW_ENDED[status] then
   return {'flow_ended', status}
 end
 if tonumber(get('current')) ~= i then return {'not_current', get('current')} end
--- a flow is accepted only once its producer saw the enqueue succeed (see mark_enqueued)
-if get('enqueued') ~= '1' then return {'not_enqueued', get('created_at')} end
+-- A flow is accepted only once its producer saw the enqueue succeed (see mark_enqueued). A
+-- send that arrives first is noted, and the producer publishes it again as it confirms.
+if get('enqueued') ~= '1' then
+  redis.call('HSET', FLOW_KEY, 'early', '1')
+  return {'not_enqueued', get('created_at')}
+end
 if attempt == 1 then
   if not step_to(i, 'claim') then return {'already_claimed', sget(i, 'status')} end
   sset(i, 'claimed_at', NOW)
@@ -698,23 +702,29 @@ class FlowStore:
         raw = self.redis.get(keys.code(flow_id))
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    def mark_enqueued(self, flow_id: str, remember: tuple[str, str, int] | None = None) -> None:
+    def mark_enqueued(self, flow_id: str, remember: tuple[str, str, int] | None = None) -> bool:
         """The producer saw step 0's task reach the broker: the flow is accepted.
 
-        Until then no step can be claimed, and the sweeper discards a flow left unmarked (its
-        producer answered 503), so a flow is sent if and only if its caller was told yes.
+        Until then no step can be claimed, and the timer loop discards a flow left unmarked
+        (its producer answered 503), so a flow is sent if and only if its caller was told yes.
         ``remember`` is ``(key, value, seconds)``, an idempotency record written in the same
         transaction: a flow is accepted exactly when its key says so.
+
+        Returns whether step 0's send already came and went unclaimed (a worker was quicker
+        than this confirmation): the producer publishes it again. One transaction, so a claim
+        runs either before it (and is noted here) or after it (and succeeds).
         """
+        name = keys.flow(flow_id)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.flow(flow_id), "enqueued", 1)
+        pipe.hset(name, "enqueued", 1)
+        pipe.hget(name, "early")
         # step 0's send is in the queue now (Redis time): see keys.claimed_through
         self._stamp(keys=[keys.flow(flow_id)], args=["s0:queued_at"], client=pipe)
         metrics.incr_in(pipe, "flows_started")
         if remember is not None:
             key, value, seconds = remember
             pipe.set(key, value, ex=seconds)
-        pipe.execute()
+        return pipe.execute()[1] is not None
 
     def delete(self, flow_id: str) -> None:
         """Remove a flow that could not be enqueued, so nothing stays half-stored."""

@@ -224,7 +224,9 @@ class OtpflowClient:
         if idempotency is not None:
             name, digest = idempotency
             remember = (name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
-        self.store.mark_enqueued(flow_id, remember)
+        if self.store.mark_enqueued(flow_id, remember):
+            # a worker took the first send before this confirmation and let it go: send again
+            self.tasks.send(flow_id, 0)
         return flow_id
 
     def _active_ttl(self, flow: FlowRequest) -> int:

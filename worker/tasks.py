@@ -37,7 +37,6 @@ logger = logging.getLogger("otpflow.worker")
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
-NOT_ENQUEUED_RETRY = 0.2
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -57,11 +56,8 @@ def send_step(
 ) -> str:
     claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
     claimed = time.monotonic()
-    if claim.kind == "not_enqueued":
-        # The producer has not confirmed the enqueue yet. Ask again shortly: past the grace
-        # period the step's timer discards a flow never confirmed, and the claim says so.
-        enqueue.send(flow_id, step, attempt, provider_index, provider_attempt, NOT_ENQUEUED_RETRY)
-        return claim.kind
+    # "not_enqueued": the producer has not confirmed the flow yet; the claim noted this send,
+    # and the producer publishes it again as it confirms (or the flow is discarded)
     if claim.kind != "claimed":
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind

@@ -228,7 +228,13 @@ def test_delete_removes_everything(store: FlowStore, redis_client: redis.Redis) 
 def test_no_step_is_claimed_before_the_producer_marks_the_flow(store: FlowStore) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
     assert store.claim(flow_id, 0, 1, 30).kind == "not_enqueued"
-    store.mark_enqueued(flow_id)
+    assert store.mark_enqueued(flow_id) is True  # that send came early: publish it again
+    assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
+
+
+def test_a_flow_confirmed_before_its_first_claim_needs_no_second_send(store: FlowStore) -> None:
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    assert store.mark_enqueued(flow_id) is False
     assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
 
 

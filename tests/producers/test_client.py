@@ -47,6 +47,33 @@ def test_send_stores_marks_and_enqueues(redis_client: redis.Redis) -> None:
     assert view is not None and view.status == "queued"
 
 
+def test_a_first_send_claimed_before_the_confirmation_is_published_again(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+    published: list[list[Any]] = []
+
+    def quick_worker(name: str, args: list[Any], **_: Any) -> None:
+        published.append(args)
+        if len(published) == 1:  # a worker takes the send before the producer confirms
+            assert otp.store.claim(args[0], 0, 1, 30).kind == "not_enqueued"
+
+    monkeypatch.setattr(otp.celery, "send_task", quick_worker)
+    flow_id = otp.send({"messages": [SMS]})
+    assert published == [[flow_id, 0, 1, 0, 1]] * 2  # not left to wait for a timer
+    assert otp.store.claim(flow_id, 0, 1, 30).kind == "claimed"
+
+
+def test_a_confirmed_flow_is_published_once(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+    published: list[list[Any]] = []
+    monkeypatch.setattr(otp.celery, "send_task", lambda name, args, **_: published.append(args))
+    flow_id = otp.send({"messages": [SMS]})
+    assert published == [[flow_id, 0, 1, 0, 1]]
+
+
 def idempotency_record(redis_client: redis.Redis, key: str) -> tuple[str, int]:
     name = keys.idempotency("default", key)
     raw = redis_client.get(name)

@@ -213,15 +213,16 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert tasks.backoff(1, retry_after=5) == 5
 
 
-def test_send_waits_for_the_producer_to_confirm(
+def test_a_send_before_the_producer_confirms_sends_nothing_and_leaves_it_to_the_producer(
     redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", ["m1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
     assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"
-    assert enqueue.calls == [("send", (0, 1, 0), tasks.NOT_ENQUEUED_RETRY)]
+    assert enqueue.calls == []  # the producer's confirmation publishes it again
     assert p1.calls == []
+    assert rt.store.mark_enqueued(flow_id) is True
 
 
 def test_a_failing_provider_gets_its_attempts_then_the_next_one_takes_over(
