@@ -5,8 +5,11 @@ Importing this module is a worker process's edge: the settings are built here, o
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.concurrency import prefork
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
 from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings, load_settings
@@ -24,9 +27,21 @@ def create_worker_app(settings: Settings) -> Celery:
     def make_timer_loop() -> TimerLoop:
         # its own Redis connection: the tasks' runtime is built in each pool process
         timers = Runtime(settings, app)
+        timers.warm()
         return TimerLoop(timers.store, timers.tasks, settings.timer_poll_seconds)
 
     app.steps["worker"].add(timer_step(make_timer_loop))
+
+    # Warm where tasks run: in each prefork child, or in the worker process for every other
+    # pool (solo also sends worker_process_init; warming twice is a no-op).
+    @worker_process_init.connect(weak=False)
+    def _warm_child(**_: object) -> None:
+        runtime.warm()
+
+    @worker_ready.connect(weak=False)
+    def _warm_here(sender: Any, **_: object) -> None:
+        if not isinstance(sender.pool, prefork.TaskPool):
+            runtime.warm()
 
     @worker_process_shutdown.connect(weak=False)
     def _close(**_: object) -> None:

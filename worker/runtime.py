@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cached_property
 
@@ -18,6 +19,8 @@ from otpflow.worker.signing import dlr_token
 
 # Beyond the budget, the last attempt may still be waiting on its provider.
 SEND_LEASE_SLACK_SECONDS = 1.0
+
+logger = logging.getLogger("otpflow.worker")
 
 
 class Runtime:
@@ -90,6 +93,20 @@ class Runtime:
             + settings.provider_timeout_seconds
             + SEND_LEASE_SLACK_SECONDS
         )
+
+    def warm(self) -> None:
+        """Build now what the first task would build while every task behind it waits (about
+        150 ms): the HTTP client and its TLS context, the providers, the Redis connection, and
+        Celery's publishing machinery. Unreachable services are left to the first use."""
+        _ = self.providers  # and the HTTP client they share
+        try:
+            self.redis.ping()
+            if self.celery is not None:
+                _ = self.celery.backend  # a first publish loads it, through entry points
+                with self.celery.producer_or_acquire() as producer:
+                    producer.connection.ensure_connection(max_retries=1)
+        except Exception:  # warming is an optimisation, never a reason not to start
+            logger.warning("could not warm connections; they open on first use", exc_info=True)
 
     def close(self) -> None:
         if "http" in self.__dict__:
