@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "otpflow-development-secret-change-me"
-DEV_API_KEYS = "demo:demo-key"
+# the development key serves the demo's workspace and the producers' default one
+DEV_API_KEYS = "demo:demo-key,default:demo-key"
 
 logger = logging.getLogger("otpflow.config")
 
@@ -252,7 +253,8 @@ def load_settings(**overrides: object) -> Settings:
         )
     if settings.uses_dev_api_keys:
         warnings.warn(
-            "OTPFLOW_API_KEYS is not set: the API accepts the demo key 'demo:demo-key'. "
+            "OTPFLOW_API_KEYS is not set: the API accepts the development key 'demo-key' "
+            "(workspaces demo and default). "
             "Set OTPFLOW_API_KEYS before exposing the API.",
             InsecureDefaultWarning,
             stacklevel=2,

@@ -83,5 +83,15 @@ def metrics() -> str:
     return f"{PREFIX}:metrics"
 
 
+def demo_database() -> str:
+    """String, no TTL: this Redis database holds an ``otpflow demo``'s data (it empties it)."""
+    return f"{PREFIX}:demo:database"
+
+
+def demo_lease() -> str:
+    """String: a demo runs in this database now (refreshed while it runs; expires if it dies)."""
+    return f"{PREFIX}:demo:lease"
+
+
 def flow_keys(flow_id: str) -> list[str]:
     return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id), code(flow_id)]

@@ -86,3 +86,15 @@ def test_a_send_refused_for_redis_says_nothing_was_stored(
     assert reply.status_code == 503
     assert reply.json()["message"].endswith("nothing was stored, try again")
     assert redis_client.keys("otpflow:flow:*") == []
+
+
+def test_with_the_development_defaults_a_flow_sent_from_python_is_read_back_over_http(
+    redis_client: redis.Redis, clean_env: None
+) -> None:
+    # `otpflow send` and the Django/Flask helpers send to the default workspace
+    otp = OtpflowClient(Settings(broker_url="memory://"), redis_client=redis_client)
+    flow_id = otp.send(FLOW)
+    headers = {"x-api-key": "demo-key", "x-workspace-id": "default"}
+    reply = api(otp).get(f"/v1/otpflow/{flow_id}", headers=headers)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["request_id"] == flow_id

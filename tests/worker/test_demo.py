@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import redis
 
+from otpflow.worker.demo import DEMO_DATABASES
 from otpflow.worker.stack import free_port
 
 from harness import REDIS_HOST
@@ -31,32 +37,110 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("redis", ["embedded", "real"])
-def test_demo_runs_the_flow_and_leaves_no_process(redis: str) -> None:
-    marker = str(uuid.uuid4())
-    url = f"redis://127.0.0.1:{free_port()}/0" if redis == "embedded" else f"{REDIS_HOST}/9"
+STORY = (
+    "step 0 sms: accepted by zixflow",
+    "delivery report undelivered",
+    "switch sms -> whatsapp",
+    "step 1 whatsapp: accepted by zixflow",
+    "flow delivered by step 1",
+    "Webhook received: channel_switch sms -> whatsapp",
+)
+REAL_REDIS_URL = f"{REDIS_HOST}/9"
+
+
+def demo_env(marker: str, redis_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
-    env |= {"OTPFLOW_REDIS_URL": url, "DEMO_TEST_MARK": marker, "COLUMNS": "120"}
-    result = subprocess.run(
+    return env | {"OTPFLOW_REDIS_URL": redis_url, "DEMO_TEST_MARK": marker, "COLUMNS": "120"}
+
+
+def run_demo(marker: str, redis_url: str = REAL_REDIS_URL) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "otpflow.worker.cli", "demo", "--timeout", "60"],
-        env=env,
+        env=demo_env(marker, redis_url),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def assert_told_the_story(result: subprocess.CompletedProcess[str]) -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    if redis == "embedded":
-        assert "started an embedded one" in out
-    else:
-        assert f"Using Redis at {url}" in out
-    for line in (
-        "step 0 sms: accepted by zixflow",
-        "delivery report undelivered",
-        "switch sms -> whatsapp",
-        "step 1 whatsapp: accepted by zixflow",
-        "flow delivered by step 1",
-        "Webhook received: channel_switch sms -> whatsapp",
-    ):
+    for line in STORY:
         assert line in out, line
+    assert "Traceback" not in out, out
+
+
+def demo_data_left() -> list[str]:
+    """Keys of OTPflow left on the test Redis: in the URL's database or a demo database."""
+    left = []
+    for number in (9, *DEMO_DATABASES):
+        client = redis.Redis.from_url(f"{REDIS_HOST}/{number}")
+        left += [f"db{number} {key.decode()}" for key in client.scan_iter("otpflow:*")]
+        client.close()
+    return left
+
+
+@pytest.mark.parametrize("redis_kind", ["embedded", "real"])
+def test_demo_runs_the_flow_and_leaves_no_process(redis_kind: str) -> None:
+    marker = str(uuid.uuid4())
+    url = f"redis://127.0.0.1:{free_port()}/0" if redis_kind == "embedded" else REAL_REDIS_URL
+    result = run_demo(marker, url)
+    assert_told_the_story(result)
+    if redis_kind == "embedded":
+        assert "started an embedded one" in result.stdout
+    else:
+        assert f"Using Redis at {url}, in database 1, emptied when the demo ends" in result.stdout
+        assert demo_data_left() == []
     assert processes_with(marker) == []
+
+
+def test_seven_demos_in_a_row_and_two_at_once_tell_the_same_story() -> None:
+    # the 6th used to meet the per-recipient limit (429), and two at once the one-flow 409
+    marker = str(uuid.uuid4())
+    for _ in range(7):
+        assert_told_the_story(run_demo(marker))
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(run_demo, [marker, marker]))
+    for result in both:
+        assert_told_the_story(result)
+    assert {"in database 1," in result.stdout for result in both} == {True, False}
+    assert demo_data_left() == []
+    assert processes_with(marker) == []
+
+
+@pytest.mark.parametrize(
+    ("sig", "after"),
+    [
+        (signal.SIGTERM, "Starting simulator"),  # while its processes start
+        (signal.SIGTERM, "Sent flow"),  # mid-flow
+        (signal.SIGHUP, "Starting simulator"),
+        (signal.SIGHUP, "Sent flow"),  # a closed terminal
+    ],
+)
+def test_a_signalled_demo_leaves_no_process_and_no_data(sig: signal.Signals, after: str) -> None:
+    marker = str(uuid.uuid4())
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "otpflow.worker.cli", "demo", "--timeout", "60"],
+        env=demo_env(marker, REAL_REDIS_URL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if after in line:
+                seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(60), "".join(lines)
+    time.sleep(0.3)
+    demo.send_signal(sig)
+    assert demo.wait(60) == 128 + sig, "".join(lines)
+    assert processes_with(marker) == []
+    assert demo_data_left() == []
