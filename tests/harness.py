@@ -8,9 +8,12 @@ share the running processes without seeing each other's messages.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +31,17 @@ from pydantic import BaseModel
 from otpflow.config.settings import Settings
 from otpflow.flow.store import FlowStore, FlowView
 from otpflow.producers import OtpflowClient
+from otpflow.worker.cli import masked
 from otpflow.worker.stack import Stack, free_port
+from otpflow.worker.tcp_proxy import TcpProxy
 
 REDIS_HOST = os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ_URL = os.environ.get("OTPFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 STATE_URL = f"{REDIS_HOST}/13"
 BROKER_URL = f"{REDIS_HOST}/14"
+# every database of REDIS_HOST the suite empties (never 0; 9 is the demo tests'): keep in step
+# with the README's "Tests" and the state/broker URLs of the conftests and test modules
+EMPTIED_DATABASES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15)
 API_KEY, WORKSPACE = "test-key", "test-ws"
 HEADERS = {"x-api-key": API_KEY, "x-workspace-id": WORKSPACE}
 OTHER_HEADERS = {"x-api-key": "other-key", "x-workspace-id": "other-ws"}
@@ -140,6 +148,33 @@ class System:
         )
 
 
+class CuttableProxy(TcpProxy):
+    """The fault tests' TCP proxy, whose cut lets nothing through.
+
+    TcpProxy.cut() closes its listening socket, but on Linux close() does not wake the accept()
+    its thread is blocked in: the socket keeps listening until that accept() returns, so the
+    first connection after the cut is accepted and reaches Redis for the whole cut (a connection
+    whose upstream was being opened at the cut escapes the same way). Here the cut shuts the
+    listener down, which wakes that accept() with an error, and waits for the accepting thread
+    to end before dropping every connection it registered.
+    """
+
+    _acceptor: threading.Thread | None = None
+
+    def _accept(self, listener: socket.socket) -> None:
+        self._acceptor = threading.current_thread()
+        super()._accept(listener)
+
+    def cut(self) -> None:
+        listener, acceptor = self._listener, self._acceptor
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+        if acceptor is not None and acceptor is not threading.current_thread():
+            acceptor.join(timeout=10)  # past its upstream connect timeout (5 s)
+        super().cut()
+
+
 def wait_for(
     condition: Callable[[], Any],
     timeout: float = 20.0,
@@ -214,6 +249,39 @@ def whatsapp_step(
         "messageType": "custom",
         "data": {"recipient": to, "phone_id": "phone-1", "text": text},
     }
+
+
+def in_ci() -> bool:
+    """CI sets CI=true: there a missing service fails the run, so it cannot go green by skipping."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@functools.cache
+def rabbitmq_problem() -> str | None:
+    """Why the RabbitMQ at RABBITMQ_URL cannot be used, or None: asked once per run, in ~1 s."""
+    import kombu
+
+    try:
+        with kombu.Connection(RABBITMQ_URL, connect_timeout=1) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+    except Exception as exc:  # refused, timed out, login refused: all say the same to a tester
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+    return None
+
+
+def require_rabbitmq() -> None:
+    """Skip the calling test, with one line naming what to start, when RabbitMQ does not
+    answer; fail it instead under CI."""
+    problem = rabbitmq_problem()
+    if problem is None:
+        return
+    message = (
+        f"RabbitMQ not reachable at {masked(RABBITMQ_URL)}: "
+        f"start RabbitMQ or set OTPFLOW_TEST_RABBITMQ ({problem})"
+    )
+    if in_ci():
+        pytest.fail(f"{message}; CI=true, so this fails instead of skipping", pytrace=False)
+    pytest.skip(message)
 
 
 def clean_broker(broker_url: str) -> None:
