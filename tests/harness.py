@@ -8,12 +8,10 @@ share the running processes without seeing each other's messages.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +31,6 @@ from otpflow.flow.store import FlowStore, FlowView
 from otpflow.producers import OtpflowClient
 from otpflow.worker.cli import masked
 from otpflow.worker.stack import Stack, free_port
-from otpflow.worker.tcp_proxy import TcpProxy
 
 REDIS_HOST = os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ_URL = os.environ.get("OTPFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
@@ -146,33 +143,6 @@ class System:
             timeout,
             f"flow {request_id} to end",
         )
-
-
-class CuttableProxy(TcpProxy):
-    """The fault tests' TCP proxy, whose cut lets nothing through.
-
-    TcpProxy.cut() closes its listening socket, but on Linux close() does not wake the accept()
-    its thread is blocked in: the socket keeps listening until that accept() returns, so the
-    first connection after the cut is accepted and reaches Redis for the whole cut (a connection
-    whose upstream was being opened at the cut escapes the same way). Here the cut shuts the
-    listener down, which wakes that accept() with an error, and waits for the accepting thread
-    to end before dropping every connection it registered.
-    """
-
-    _acceptor: threading.Thread | None = None
-
-    def _accept(self, listener: socket.socket) -> None:
-        self._acceptor = threading.current_thread()
-        super()._accept(listener)
-
-    def cut(self) -> None:
-        listener, acceptor = self._listener, self._acceptor
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-        if acceptor is not None and acceptor is not threading.current_thread():
-            acceptor.join(timeout=10)  # past its upstream connect timeout (5 s)
-        super().cut()
 
 
 def wait_for(

@@ -18,7 +18,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
-        self._stopped = False
+        self._acceptor: threading.Thread | None = None
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -26,7 +26,8 @@ class TcpProxy:
         listener.bind(("127.0.0.1", self.port))
         listener.listen(256)
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
         return self
 
     def _accept(self, listener: socket.socket) -> None:
@@ -61,10 +62,20 @@ class TcpProxy:
                 self._sockets -= {src, dst}
 
     def cut(self) -> None:
-        """Drop every connection and refuse new ones until :meth:`restore`."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        """Drop every connection and refuse new ones until :meth:`restore`.
+
+        On Linux, close() does not wake an accept() blocked on the socket, which keeps
+        listening until it returns: the first connection after the cut would be let through
+        for the whole cut. shutdown() wakes it; once the accepting thread has ended (past its
+        upstream connect timeout), no connection is half-made, and every one is dropped."""
+        listener, acceptor = self._listener, self._acceptor
+        self._listener = self._acceptor = None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        if acceptor is not None and acceptor is not threading.current_thread():
+            acceptor.join(timeout=10)
         with self._lock:
             live = list(self._sockets)
         for sock in live:

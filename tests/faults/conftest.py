@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from otpflow.worker.tcp_proxy import TcpProxy
+
 from harness import (
     FAULT_ENV,
     RABBITMQ_URL,
     REDIS_HOST,
-    CuttableProxy,
     System,
     require_rabbitmq,
     start_system,
@@ -27,13 +28,13 @@ STATE_DB, BROKER_DB = 5, 6
 def fault_system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., System]]:
     """Start a system whose processes reach Redis through ``system.proxy``."""
     started: list[System] = []
-    proxies: list[CuttableProxy] = []
+    proxies: list[TcpProxy] = []
 
     def start(broker: str = "redis", workers: int = 2) -> System:
         if broker == "rabbitmq":
             require_rabbitmq()
         port = int(REDIS_HOST.rsplit(":", 1)[1])
-        proxy = CuttableProxy(port).start()
+        proxy = TcpProxy(port).start()
         proxies.append(proxy)
         through_proxy = f"redis://127.0.0.1:{proxy.port}"
         broker_url = f"{through_proxy}/{BROKER_DB}" if broker == "redis" else RABBITMQ_URL

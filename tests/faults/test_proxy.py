@@ -8,7 +8,9 @@ import socket
 
 import pytest
 
-from harness import REDIS_HOST, CuttableProxy
+from otpflow.worker.tcp_proxy import TcpProxy
+
+from harness import REDIS_HOST
 
 pytestmark = pytest.mark.faults
 
@@ -25,7 +27,7 @@ def pong(port: int) -> bool:
 
 
 def test_a_cut_drops_every_connection_and_lets_no_new_one_through() -> None:
-    proxy = CuttableProxy(int(REDIS_HOST.rsplit(":", 1)[1])).start()
+    proxy = TcpProxy(int(REDIS_HOST.rsplit(":", 1)[1])).start()
     try:
         established = socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
         established.sendall(b"PING\r\n")
