@@ -52,9 +52,22 @@ def _http_url(value: str) -> str:
     return str(_HTTP_URL.validate_python(value))
 
 
+PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
+ONE_LINE_PATTERN = r"^[^\r\n]*$"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}-[A-Z]{2}$"
+CODE_PATTERN = r"^([0-9]{4,10}|\{\{code\}\})$"
+# What a value breaking a pattern is told, in words (never the regular expression itself).
+PATTERN_MESSAGES = {
+    PHONE_PATTERN: "must be digits only, with the country code and no + or spaces "
+    "(8 to 15 digits, e.g. 919876543210)",
+    ONE_LINE_PATTERN: "must be one line (no line breaks)",
+    LANGUAGE_PATTERN: "must be a language and region like en-GB",
+    CODE_PATTERN: "must be 4 to 10 digits, or {{code}} for a code OTPflow makes",
+}
+
 PhoneNumber = Annotated[
     str,
-    StringConstraints(pattern=r"^[1-9][0-9]{7,14}$"),
+    StringConstraints(pattern=PHONE_PATTERN),
     Field(description="Country code and number, digits only, no '+' (seed 001): 919876543210."),
 ]
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
@@ -262,7 +275,9 @@ class EmailPayload(Payload):
     to: EmailStr
     from_: EmailStr = Field(alias="from")
     # One header line (RFC 5322 limit), so no CR/LF to inject headers with.
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=998, pattern=r"^[^\r\n]*$")]
+    subject: Annotated[
+        str, StringConstraints(min_length=1, max_length=998, pattern=ONE_LINE_PATTERN)
+    ]
     text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     html: Annotated[str, StringConstraints(min_length=1, max_length=200_000)] | None = None
     reply_to: EmailStr | None = None
@@ -287,7 +302,7 @@ class VoiceSettings(_Strict):
     """The voice a text-to-speech call speaks with (seed 003): ``female``, ``en-GB``, a name."""
 
     gender: Literal["male", "female"]
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}-[A-Z]{2}$")]
+    language: Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN)]
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -306,7 +321,7 @@ class TelegramPayload(PhonePayload):
     """A Telegram OTP (seed 003: Telegram carries one-time codes only, so just the digits)."""
 
     # the digits, or the placeholder for a code OTPflow makes
-    code: Annotated[str, StringConstraints(pattern=r"^([0-9]{4,10}|\{\{code\}\})$")]
+    code: Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 
     def text_fields(self) -> list[str]:
         return [self.code]
@@ -527,6 +542,9 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] == "string_pattern_mismatch":
+            pattern = str(error.get("ctx", {}).get("pattern", ""))
+            message = PATTERN_MESSAGES.get(pattern, "is not in the expected format")
         found.append(FieldError(path, message))
     return found
 

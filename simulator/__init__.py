@@ -12,6 +12,7 @@ providers. It imports nothing from the rest of otpflow: it only speaks provider 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = ["serve"]
@@ -25,16 +26,34 @@ def serve(
 ) -> None:
     """Run the simulator with uvicorn until interrupted (blocking).
 
-    With ``smtp_port`` an SMTP server for email also listens on ``host``:``smtp_port``.
+    With ``smtp_port`` an SMTP server for email also listens on ``host``:``smtp_port``. Once
+    it listens it prints one line on stderr: where, and how to read and steer it.
     """
     import uvicorn
 
     from .app import create_app
 
-    uvicorn.run(
-        create_app(smtp_port=smtp_port, smtp_host=host, **create_app_kwargs),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
+    app = create_app(smtp_port=smtp_port, smtp_host=host, **create_app_kwargs)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = [s.getsockname()[1] for srv in self.servers for s in srv.sockets]
+                print(
+                    listening_line(host, bound[0] if bound else port, app.state.sim.smtp_port),
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    Server(config).run()
+
+
+def listening_line(host: str, port: int, smtp_port: int | None) -> str:
+    """The line the simulator prints once it listens."""
+    smtp = f", SMTP on {host}:{smtp_port}" if smtp_port is not None else ""
+    return (
+        f"simulator listening on http://{host}:{port}{smtp}; GET /_sim/requests shows what it "
+        "received, POST /_sim/rules sets outcomes"
     )

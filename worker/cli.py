@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import warnings
@@ -62,7 +63,7 @@ def _settings(warn: bool = False) -> Settings:
     _check_urls(settings)
     _loaded = settings
     for warning in caught if warn else []:
-        console.print(Text.assemble(("WARNING", "bold red"), f" {warning.message}"))
+        print_warning(str(warning.message))
     return settings
 
 
@@ -186,14 +187,28 @@ def user_error(exc: BaseException) -> UserError | None:
     return None
 
 
-def print_error(error: UserError) -> None:
+def _stderr_line(label: str, message: str) -> None:
+    """One line on stderr, however long (a log collector keeps it whole)."""
     err = Console(stderr=True, soft_wrap=True, highlight=False)
-    err.print(Text.assemble(("error:", "bold red"), " ", str(error)))
+    err.print(Text.assemble((label, "bold red"), " ", message))
+
+
+def print_error(error: UserError) -> None:
+    _stderr_line("error:", str(error))
+
+
+def print_warning(message: str) -> None:
+    """A development-default warning, as every command prints it: ``WARNING <message>``."""
+    _stderr_line("WARNING", message)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    _settings()  # a bad setting or URL is one line here, not a traceback from Celery
-    from otpflow.worker.celery_app import app, settings
+    # a bad setting or URL is one line here, not a traceback from Celery; the development
+    # defaults are warned about here, as the API does, not again as Python warnings
+    _settings(warn=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureDefaultWarning)
+        from otpflow.worker.celery_app import app, settings
 
     argv = [
         "worker",
@@ -381,9 +396,24 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def plain(doc: str | None) -> str:
+    """A docstring as help text: without reStructuredText markup (``code``, :func:`name`)."""
+    text = re.sub(r"(?::[a-z]+:)?`{1,2}([^`]+?)`{1,2}", r"\1", doc or "")
+    return text.strip()
+
+
+WORKSPACE_HELP = (
+    "the workspace the flow belongs to (default: %(default)s); reading it over HTTP needs the "
+    "same x-workspace-id header, with a key that serves it (the development key demo-key "
+    "serves the workspaces demo and default)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="otpflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="otpflow",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -425,14 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
         "broker unreachable, or refused by a rate limit or a running flow.",
     )
     send.add_argument("file", help="the flow as JSON (the HTTP API's request body); - for stdin")
-    send.add_argument("--workspace", default="default")
+    send.add_argument("--workspace", default="default", help=WORKSPACE_HELP)
     send.add_argument(
         "--no-wait", action="store_true", help="print the request id and return at once"
     )
     send.add_argument(
         "--json",
         action="store_true",
-        help="print only JSON on stdout: the flow as `otpflow status --json` shows it once it "
+        help="print only JSON on stdout: the flow as otpflow status --json shows it once it "
         'ends (with --no-wait: {"request_id": ...})',
     )
     send.add_argument(

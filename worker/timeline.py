@@ -2,8 +2,14 @@
 
 Everything is built as rich ``Text`` and ``Table`` objects, never as markup strings, so a
 provider's error message with brackets in it prints as it is. Times are relative to the flow's
-creation (``+1.23s``); colors follow the outcome (green delivered, red failed, yellow switched or
-timed out, cyan in flight) and disappear with ``NO_COLOR`` or a dumb terminal.
+creation and short (``+1.23s``, ``+32.5s``, ``+126s``, ``+16m40s``); colors follow the outcome
+(green delivered, red failed, yellow switched or timed out, cyan in flight) and disappear with
+``NO_COLOR``, a dumb terminal or a pipe.
+
+The layout follows the width it is given, 80 columns included (a pipe gets 80): the steps table
+splits in two (who and what, then when and why) when one table would squeeze the reason, every
+table keeps its ``#`` column, a long reason wraps inside its column, the summary breaks between
+its parts and never inside a number, and a timeline event that wraps keeps its indent.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -43,7 +50,23 @@ NO_WORKER_HINT_SECONDS = 5.0
 
 
 def relative(ts: float | None, start: float) -> str:
-    return "-" if ts is None else f"+{ts - start:.2f}s"
+    """The time since ``start`` in at most 7 characters: ``+1.23s``, ``+32.5s``, ``+126s``,
+    ``+16m40s``, ``+2h05m``."""
+    return "-" if ts is None else "+" + duration(ts - start)
+
+
+def duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 9.995:
+        return f"{seconds:.2f}s"
+    if seconds < 99.95:
+        return f"{seconds:.1f}s"
+    if seconds < 999.5:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds) // 60
+    if minutes < 60:
+        return f"{minutes}m{round(seconds) % 60:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _report_style(status: str) -> str:
@@ -124,8 +147,17 @@ def _webhook(event: dict[str, Any]) -> Text:
     return Text.assemble(f"{name}: ", (result, "red"), f" ({event.get('reason')})")
 
 
-def event_line(event: dict[str, Any], start: float) -> Text:
-    return Text.assemble("  ", (f"{relative(event['ts'], start):>9}", "dim"), "  ", describe(event))
+def event_line(event: dict[str, Any], start: float) -> Table:
+    """One timeline event: its time, then what happened; a line that wraps stays indented
+    under the text, so the times stay a column."""
+    line = Table.grid(padding=(0, 0, 0, 2))
+    line.add_column(width=EVENT_TIME_WIDTH, justify="right", no_wrap=True, style="dim")
+    line.add_column(overflow="fold")
+    line.add_row(relative(event["ts"], start), describe(event))
+    return line
+
+
+EVENT_TIME_WIDTH = 9
 
 
 def step_reason(step: StepView) -> str:
@@ -145,55 +177,148 @@ def step_reason(step: StepView) -> str:
     return ""
 
 
-def summary(view: FlowView, now: float | None = None) -> Text:
-    """The flow's id and outcome in one line."""
+class Parts:
+    """Short texts, each after its separator (``"  "``, ``": "``), on one line when they fit,
+    else a new line before the part that does not (the separator's punctuation stays at the end
+    of the line): a line breaks between parts, or between the words of a part too long for a
+    line, never inside a number or an id. ``plain`` is the one-line text."""
+
+    def __init__(self, *parts: tuple[str, Text]) -> None:
+        self.parts = [(sep, part) for sep, part in parts if part]
+
+    @property
+    def plain(self) -> str:
+        return "".join(sep + part.plain for sep, part in self.parts).lstrip()
+
+    def lines(self, width: int) -> list[Text]:
+        lines: list[Text] = []
+        line = Text()
+        for sep, part in self.parts:
+            if line and line.cell_len + len(sep) + part.cell_len > width:
+                line.append(sep.rstrip())
+                lines.append(line)
+                line = Text()
+            if line:
+                line.append(sep)
+            line.append_text(part)
+        return [*lines, line] if line else lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max((part.cell_len for _, part in self.parts), default=1)
+        return Measurement(min(longest, options.max_width), min(len(self.plain), options.max_width))
+
+
+def summary(view: FlowView, now: float | None = None) -> Parts:
+    """The flow's id and outcome: one line when it fits, else broken between its parts."""
     now = time.time() if now is None else now
     status = view.status
-    line = Text.assemble("flow ", (view.flow_id, "bold"), "  ")
-    took = f" after {(view.ended_at or view.updated_at) - view.created_at:.2f} s"
+    style = FLOW_STYLE.get(status, "")
+    flow = Text.assemble("flow ", (view.flow_id, "bold"))
+    took = Text(f"after {(view.ended_at or view.updated_at) - view.created_at:.2f} s")
     if status == "delivered" and view.delivered_step is not None:
         channel = view.steps[view.delivered_step].channel
-        line.append(f"delivered by step {view.delivered_step} ({channel})", FLOW_STYLE[status])
-        line.append(took)
-    elif status in ("failed", "cancelled"):
-        line.append(status, FLOW_STYLE[status])
-        line.append((f": {view.reason}" if view.reason else "") + took)
-    elif status == "verified":
-        line.append("verified", FLOW_STYLE[status])
-        line.append(": the code was entered" + took)
-    elif status == "in_progress" and view.current < len(view.steps):
+        outcome = Text(f"delivered by step {view.delivered_step} ({channel})", style)
+        return Parts(("", flow), ("  ", outcome), (" ", took))
+    if status in ("failed", "cancelled"):
+        reason = Text(view.reason or "")
+        return Parts(("", flow), ("  ", Text(status, style)), (" ", took), (": ", reason))
+    if status == "verified":
+        entered = Text("the code was entered")
+        return Parts(("", flow), ("  ", Text("verified", style)), (": ", entered), (" ", took))
+    if status == "in_progress" and view.current < len(view.steps):
         step = view.steps[view.current]
-        line.append("in progress", FLOW_STYLE[status])
-        line.append(f": step {step.index} {step.channel} {step.status}")
-    elif status == "queued":
-        line.append("queued", FLOW_STYLE[status])
-        line.append(": waiting for a worker to take step 0")
+        doing = Text(f"step {step.index} {step.channel} {step.status}")
+        return Parts(("", flow), ("  ", Text("in progress", style)), (": ", doing))
+    if status == "queued":
+        hint = Text()
         if now - view.created_at > NO_WORKER_HINT_SECONDS:
-            line.append(" (is `otpflow worker` running?)", "yellow")
-    else:
-        line.append(status, FLOW_STYLE.get(status, ""))
-    return line
+            hint = Text("(is `otpflow worker` running?)", "yellow")
+        waiting = Text("waiting for a worker to take step 0")
+        return Parts(("", flow), ("  ", Text("queued", style)), (": ", waiting), (" ", hint))
+    return Parts(("", flow), ("  ", Text(status, style)))
 
 
-def steps_table(view: FlowView) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
-    for column in ("#", "channel", "provider", "status", "sent", "ended", "timeout", "report"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason")
-    start = view.created_at
-    for s in view.steps:
-        table.add_row(
-            str(s.index),
-            s.channel + (f" ({s.message_type})" if s.message_type else ""),
-            s.provider or "-",
-            Text(s.status, STEP_STYLE.get(s.status, "")),
-            relative(s.accepted_at, start),
-            relative(s.ended_at, start),
-            f"{s.timeout}s",
-            Text(s.dlr, _report_style(s.dlr)) if s.dlr else "-",
-            step_reason(s),
+WHO = ("#", "channel", "provider", "status", "report")
+WHEN = ("#", "sent", "ended", "timeout", "reason")
+COLUMNS = ("#", "channel", "provider", "status", "sent", "ended", "timeout", "report", "reason")
+GAP = 2  # spaces between two columns
+# one table only when its reason column gets at least this many columns (or all it needs)
+REASON_MIN_WIDTH = 28
+
+
+def _cells(step: StepView, start: float) -> dict[str, Text]:
+    channel = step.channel + (f" ({step.message_type})" if step.message_type else "")
+    return {
+        "#": Text(str(step.index)),
+        "channel": Text(channel),
+        "provider": Text(step.provider or "-"),
+        "status": Text(step.status, STEP_STYLE.get(step.status, "")),
+        "sent": Text(relative(step.accepted_at, start)),
+        "ended": Text(relative(step.ended_at, start)),
+        "timeout": Text(f"{step.timeout}s"),
+        "report": Text(step.dlr, _report_style(step.dlr)) if step.dlr else Text("-"),
+        "reason": Text(step_reason(step)),
+    }
+
+
+class StepsTable:
+    """The steps as a table that fits the width it is given: all columns in one table when the
+    reason still gets room, else two tables (who and what, then when and why), each with the
+    step's ``#``. Only the channel (its message type) and the reason wrap; a name too long for
+    a very narrow terminal is cut with an ellipsis, never dropped."""
+
+    def __init__(self, view: FlowView) -> None:
+        self.rows = [_cells(step, view.created_at) for step in view.steps]
+
+    def natural(self, column: str) -> int:
+        return max([len(column), *(row[column].cell_len for row in self.rows)])
+
+    def width_without_reason(self, columns: tuple[str, ...]) -> int:
+        return sum(self.natural(c) for c in columns if c != "reason") + GAP * (len(columns) - 1)
+
+    def table(self, columns: tuple[str, ...], width: int) -> Table:
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            header_style="bold",
+            show_edge=False,
+            pad_edge=False,
+            collapse_padding=True,
         )
-    return table
+        for column in columns:
+            if column == "reason":
+                room = max(width - self.width_without_reason(columns), 8)
+                table.add_column(column, max_width=room, overflow="fold")
+            elif column == "channel":
+                table.add_column(column, min_width=len(column), overflow="fold")
+            elif column in ("provider", "report"):  # one word: cut with an ellipsis if need be
+                table.add_column(column, overflow="ellipsis")
+            else:  # "#", the status and the times: short, never wrapped nor dropped
+                table.add_column(column, no_wrap=True, min_width=min(self.natural(column), 6))
+        for row in self.rows:
+            table.add_row(*(row[column] for column in columns))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        reason = min(self.natural("reason"), REASON_MIN_WIDTH)
+        if self.width_without_reason(COLUMNS) + reason <= width:
+            yield self.table(COLUMNS, width)
+        else:
+            yield self.table(WHO, width)
+            yield Text()
+            yield self.table(WHEN, width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(
+            min(self.width_without_reason(WHEN) + 8, options.max_width), options.max_width
+        )
+
+
+def steps_table(view: FlowView) -> StepsTable:
+    return StepsTable(view)
 
 
 def render_flow(view: FlowView, now: float | None = None) -> RenderableType:

@@ -494,3 +494,36 @@ def test_errors_in_two_steps_of_different_channels() -> None:
         FlowRequest.parse(raw)
     paths = [error.path for error in caught.value.errors]
     assert paths == ["messages.0.data.code", "messages.1.data"]
+
+
+@pytest.mark.parametrize("number", ["+919876543210", "91 98765 43210", "091-9876543210"])
+def test_a_phone_number_with_a_plus_or_spaces_is_told_what_is_wanted(number: str) -> None:
+    sms = {"recipient": number, "message": "Code 4821", "sender_id": "ACME", "route": "otp"}
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request("sms", "", sms))
+    [error] = caught.value.errors
+    assert error.path == f"{D}.recipient"
+    assert error.message == (
+        "must be digits only, with the country code and no + or spaces "
+        "(8 to 15 digits, e.g. 919876543210)"
+    )
+    assert str(caught.value) == f"{D}.recipient: {error.message}"
+    assert "pattern" not in str(caught.value)  # never the regular expression
+
+
+@pytest.mark.parametrize(
+    ("channel", "data", "field", "wanted"),
+    [
+        ("email", with_("email", "", subject="Your code\nis 1"), "subject", "one line"),
+        ("voice", voice_with(language="english"), "voice.language", "like en-GB"),
+        ("telegram", {"recipient": PHONE, "code": "12ab"}, "code", "4 to 10 digits"),
+    ],
+)
+def test_every_pattern_is_explained_in_words(
+    channel: str, data: dict[str, Any], field: str, wanted: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request(channel, "", data))
+    [error] = caught.value.errors
+    assert error.path == f"{D}.{field}"
+    assert wanted in error.message and "pattern" not in error.message

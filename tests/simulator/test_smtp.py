@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import smtplib
 import socket
 import subprocess
@@ -163,3 +164,33 @@ def test_command_line_smtp_port(wait: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-m", "otpflow.simulator"], [sys.executable, "-m", "otpflow.worker.cli"]],
+    ids=["python -m otpflow.simulator", "otpflow simulator"],
+)
+def test_the_simulator_says_where_it_listens_and_how_to_steer_it(command: list[str]) -> None:
+    http_port, smtp_port = free_port(), free_port()
+    if command[-1].endswith("cli"):
+        command = [*command, "simulator"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(http_port), "--smtp-port", str(smtp_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 15)
+        line = proc.stderr.readline() if ready else ""
+        # it says so once it listens: the port answers by then
+        assert httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert line == (
+        f"simulator listening on http://127.0.0.1:{http_port}, SMTP on 127.0.0.1:{smtp_port}; "
+        "GET /_sim/requests shows what it received, POST /_sim/rules sets outcomes\n"
+    )

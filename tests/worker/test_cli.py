@@ -224,13 +224,16 @@ def test_an_invalid_flow_names_every_bad_field_in_one_line(tmp_path: Path) -> No
     flow["messages"][0]["data"]["recipient"] = "+91"
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(flow))
-    one_error_line(
+    line = one_error_line(
         otpflow("send", str(path)),
         2,
         "invalid flow",
         "messages.0.timeout",
         "messages.0.data.recipient",
     )
+    # what is wanted, in words, not the regular expression
+    assert "recipient: must be digits only, with the country code and no + or spaces" in line
+    assert "pattern" not in line
 
 
 def test_an_unknown_request_id_is_one_line(redis_client: redis.Redis) -> None:
@@ -249,6 +252,59 @@ def test_help_documents_the_exit_codes() -> None:
     for meaning in ("0 delivered or verified", "1 failed, cancelled", "2 invalid", "3 Redis"):
         assert meaning in text, meaning
     assert "--no-wait" in text and "--json" in text and "--timeout" in text
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["send"], ["status"], ["worker"], ["api"], ["simulator"], ["demo"]]
+)
+def test_help_is_plain_text(command: list[str]) -> None:
+    result = otpflow(*command, "--help", env={"COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr
+    assert "`" not in result.stdout  # no reStructuredText (``code``) nor Markdown markup
+    assert ":func:" not in result.stdout and ":mod:" not in result.stdout
+
+
+def test_help_says_which_workspace_a_flow_goes_to() -> None:
+    result = otpflow("send", "--help", env={"COLUMNS": "200"})
+    line = next(line for line in result.stdout.splitlines() if "--workspace" in line)
+    text = " ".join(result.stdout[result.stdout.index(line) :].split())
+    for words in ("the workspace the flow belongs to", "x-workspace-id", "demo-key", "default"):
+        assert words in text, words
+
+
+def development_default_warnings(command: str) -> list[str]:
+    """What ``otpflow <command>`` prints on stderr with no secret and no API keys set, up to
+    the point where it would start serving (Celery and uvicorn are stubbed out)."""
+    script = "\n".join(
+        [
+            "import sys, celery, uvicorn",
+            "celery.Celery.worker_main = lambda self, argv=None: None",
+            "uvicorn.run = lambda *args, **kwargs: None",
+            "from otpflow.worker import cli",
+            f"sys.exit(cli.main([{command!r}]))",
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
+    env |= {"OTPFLOW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr.splitlines()
+
+
+def test_the_worker_warns_about_development_defaults_as_the_api_does() -> None:
+    worker = development_default_warnings("worker")
+    assert worker == development_default_warnings("api")
+    assert len(worker) == 2, worker  # one line each, however narrow the terminal
+    assert worker[0].startswith("WARNING OTPFLOW_SECRET is not set")
+    assert worker[1].startswith("WARNING OTPFLOW_API_KEYS is not set")
+    # not as Python warnings, with a file, a line number and a line of source
+    assert not any("InsecureDefaultWarning" in line or ".py:" in line for line in worker)
 
 
 # -- the edge: which exceptions become one line -------------------------------------------------
@@ -435,7 +491,7 @@ def test_colors_follow_the_outcome() -> None:
     )
     console.print(render_flow(switched_flow()))
     styled = console.export_text(styles=True)
-    step_rows = [line for line in styled.splitlines() if line.startswith((" 0 ", " 1 "))]
+    step_rows = [line for line in styled.splitlines() if line.startswith(("0 ", "1 "))]
     assert re.search(r"\x1b\[1;31mfailed *\x1b\[0m", step_rows[0])  # bold red
     assert re.search(r"\x1b\[31mundelivered\x1b\[0m", step_rows[0])
     assert re.search(r"\x1b\[1;32mdelivered *\x1b\[0m", step_rows[1])  # bold green
