@@ -215,7 +215,7 @@ def _run(console: Console, settings: Settings, timeout: float) -> int:
                 Text.assemble(
                     "Using Redis at ",
                     (settings.redis_url, "bold"),
-                    f", in database {database.number}, emptied when the demo ends",
+                    f" (database {database.number}, emptied at the end)",
                 )
             )
         else:

@@ -83,7 +83,7 @@ def empty_demo_databases() -> None:
 
 
 def database_used(result: subprocess.CompletedProcess[str]) -> int:
-    found = re.search(r", in database (\d+), emptied when the demo ends", result.stdout)
+    found = re.search(r" \(database (\d+), emptied at the end\)", result.stdout)
     assert found is not None, result.stdout
     return int(found[1])
 
@@ -107,7 +107,7 @@ def test_demo_runs_the_flow_and_leaves_no_process(redis_kind: str) -> None:
     if redis_kind == "embedded":
         assert "started an embedded one" in result.stdout
     else:
-        assert f"Using Redis at {url}, in database" in result.stdout
+        assert f"Using Redis at {url} (database" in result.stdout
         assert database_used(result) in DEMO_DATABASES
         assert demo_data_left() == []
     assert processes_with(marker) == []
