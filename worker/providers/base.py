@@ -1,12 +1,14 @@
 """What every provider adapter is: one ``send`` and one DLR parser.
 
 An adapter is built from its settings and the process's one shared ``httpx.Client``; it never
-reads settings or the environment itself. HTTP adapters share :func:`post_json`, which turns
-transport errors and status codes into the error tree of :mod:`.errors` in one place.
+reads settings or the environment itself. HTTP adapters send through :func:`send_json`, which
+turns transport errors, status codes and unreadable 2xx replies into the error tree of
+:mod:`.errors` in one place; an adapter only says where its reply keeps the message id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +20,7 @@ from otpflow.flow.states import DlrStatus
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
     ProviderAuthError,
+    ProviderBadReply,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -61,10 +64,51 @@ class Provider(Protocol):
         ...
 
 
+def send_json(
+    client: httpx.Client,
+    provider: str,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    message_id: Callable[[dict[str, Any]], object],
+) -> str:
+    """POST one message and return the provider's id for it.
+
+    ``message_id`` reads the id out of the provider's JSON object reply, or raises
+    :class:`ProviderRejected` / :class:`ProviderAuthError` for a refusal the provider states in
+    a 2xx. A 2xx we cannot read (not JSON, not an object, not the documented shape, no id) is
+    :class:`ProviderBadReply`, an ambiguous send: the provider answered success at the HTTP
+    level and may have the message, so it must never go to another provider of the channel.
+    """
+    reply = _json_object(provider, post_json(client, provider, url, body, headers))
+    try:
+        found = message_id(reply)
+    except (LookupError, TypeError, AttributeError, ValueError) as exc:
+        # the reader met a shape it does not know: as unreadable as no JSON at all
+        raise ProviderBadReply(provider, "reply is not in the documented shape") from exc
+    if isinstance(found, bool) or not isinstance(found, str | int) or found == "":
+        raise ProviderBadReply(provider, "accepted without a message id")
+    return str(found)
+
+
+def _json_object(provider: str, response: httpx.Response) -> dict[str, Any]:
+    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ProviderBadReply(provider, f"reply is not JSON ({media_type[:60] or 'no type'})")
+    try:
+        reply = response.json()
+    except ValueError as exc:  # invalid JSON, or not UTF-8
+        raise ProviderBadReply(provider, "reply is not valid JSON") from exc
+    if not isinstance(reply, dict):
+        raise ProviderBadReply(provider, "reply is not a JSON object")
+    return reply
+
+
 def post_json(
     client: httpx.Client, provider: str, url: str, body: dict[str, Any], headers: dict[str, str]
 ) -> httpx.Response:
-    """POST and classify the failure modes shared by every HTTP provider."""
+    """POST and classify the failure modes shared by every HTTP provider: a response returned
+    is a 2xx (or another status below 400), its body not yet read."""
     try:
         response = client.post(url, json=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -6,11 +6,13 @@
     │   └── ProviderRateLimited     429, with the provider's Retry-After
     ├── PermanentProviderError      a retry will get the same answer
     │   ├── ProviderAuthError       401/403: our credentials are wrong
-    │   ├── ProviderRejected        the provider refused this message (4xx, success=false)
-    │   └── ProviderBadReply        a reply we cannot read
+    │   └── ProviderRejected        the provider refused this message (4xx, success=false)
     └── AmbiguousSend               the request left us but no answer came back (read timeout,
-                                    dropped connection): the provider may have the message,
-                                    so the step is never sent again (at most once per step)
+        │                           dropped connection): the provider may have the message,
+        │                           so the step is never sent again (at most once per step)
+        └── ProviderBadReply        a 2xx we cannot read (not JSON, another shape, no message
+                                    id): the provider said yes at the HTTP level, so it may
+                                    have the message just the same
 
     InvalidDlr                      a delivery report we cannot read (answered 400)
 
@@ -63,14 +65,17 @@ class ProviderRejected(PermanentProviderError):
     kind = "rejected"
 
 
-class ProviderBadReply(PermanentProviderError):
-    kind = "bad_reply"
-
-
 class AmbiguousSend(ProviderError):
     """The provider may have accepted the message: it must not be sent again."""
 
     kind = "ambiguous"
+
+
+class ProviderBadReply(AmbiguousSend):
+    """A success status with a body we cannot read: ambiguous, never a reason to fail over
+    (a Zixflow 200 with an HTML page had sent the SMS; MessageFlow then sent it again)."""
+
+    kind = "bad_reply"
 
 
 class InvalidDlr(ValueError):

@@ -29,11 +29,10 @@ from otpflow.flow.models import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, post_json
+from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
 from otpflow.worker.providers.errors import (
     InvalidDlr,
     ProviderAuthError,
-    ProviderBadReply,
     ProviderRejected,
 )
 
@@ -98,34 +97,31 @@ class GatewayProvider:
         return {"auth": self._auth, "data": [item]}
 
     def send(self, step: Step, callback: Callback) -> str:
-        response = post_json(
+        return send_json(
             self._client,
             self.name,
             self._url,
             self.render(step, callback),
             {"Content-Type": "application/json"},
+            self.message_id,
         )
-        try:
-            reply = response.json()
-        except ValueError as exc:
-            raise ProviderBadReply(self.name, "reply is not JSON") from exc
-        if not isinstance(reply, dict):
-            raise ProviderBadReply(self.name, "reply is not a JSON object")
-        if reply.get("success") is not True:
+
+    def message_id(self, reply: dict[str, Any]) -> object:
+        """The one item's ``msg_id``; ``success: false`` on the request ("Access denied" is our
+        credentials) or on the item is the gateway's refusal."""
+        if reply["success"] is False:
             error = mask(str(reply.get("error") or "refused"))[:200]
             if error.lower() == "access denied":
                 raise ProviderAuthError(self.name, error)
             raise ProviderRejected(self.name, error)
-        items = reply.get("data") or []
-        item = items[0] if items and isinstance(items[0], dict) else None
-        if item is None:
-            raise ProviderBadReply(self.name, "reply without a data item")
-        if item.get("success") is not True:
+        if reply["success"] is not True:
+            raise ValueError("success is neither true nor false")
+        item = reply["data"][0]
+        if item["success"] is False:
             raise ProviderRejected(self.name, mask(str(item.get("error") or "refused"))[:200])
-        msg_id = (item.get("data") or {}).get("msg_id")
-        if msg_id is None:
-            raise ProviderBadReply(self.name, "accepted without a msg_id")
-        return str(msg_id)
+        if item["success"] is not True:
+            raise ValueError("item success is neither true nor false")
+        return item["data"]["msg_id"]
 
     def for_caller(self, body: Any, post_back_data: str | None) -> Any:
         return {**body, "post_back_data": post_back_data}

@@ -23,8 +23,8 @@ from otpflow.config.settings import MessageFlowSettings
 from otpflow.flow.models import SmsPayload, Step
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, post_json
-from otpflow.worker.providers.errors import InvalidDlr, ProviderBadReply, ProviderRejected
+from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
+from otpflow.worker.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/v2.1/sms"
 
@@ -66,22 +66,25 @@ class MessageFlowProvider:
         }
 
     def send(self, step: Step, callback: Callback) -> str:
-        response = post_json(
-            self._client, self.name, self._url, self.render(step, callback), self._headers
+        return send_json(
+            self._client,
+            self.name,
+            self._url,
+            self.render(step, callback),
+            self._headers,
+            self.message_id,
         )
-        try:
-            reply = response.json()
-            errors = reply.get("errors") or []
-            items = reply.get("data") or []
-        except (ValueError, AttributeError) as exc:
-            raise ProviderBadReply(self.name, "reply is not the documented JSON object") from exc
+
+    def message_id(self, reply: dict[str, Any]) -> object:
+        """The one recipient's ``smsId``; an entry in ``errors`` is the provider's refusal."""
+        errors = reply.get("errors") or []
+        if not isinstance(errors, list):
+            raise TypeError("errors is not a list")
         if errors:
             first = errors[0] if isinstance(errors[0], dict) else {}
             reason = first.get("message") or first.get("title") or "rejected"
             raise ProviderRejected(self.name, mask(str(reason))[:200])
-        if not items or not isinstance(items[0], dict) or not items[0].get("smsId"):
-            raise ProviderBadReply(self.name, "accepted without an smsId")
-        return str(items[0]["smsId"])
+        return reply["data"][0]["smsId"]
 
     def for_caller(self, body: Any, post_back_data: str | None) -> Any:
         items = body if isinstance(body, list) else [body]

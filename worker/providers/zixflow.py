@@ -31,8 +31,8 @@ from otpflow.flow.models import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, post_json
-from otpflow.worker.providers.errors import InvalidDlr, ProviderBadReply, ProviderRejected
+from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
+from otpflow.worker.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/api/ingest/sms/v1/message/send"
 WHATSAPP_TEMPLATE_PATH = "/api/ingest/whatsapp/v1/template/send"
@@ -71,19 +71,17 @@ class ZixflowProvider:
 
     def send(self, step: Step, callback: Callback) -> str:
         path, body = self.render(step, callback)
-        response = post_json(self._client, self.name, self._base_url + path, body, self._headers)
-        try:
-            reply = response.json()
-        except ValueError as exc:
-            raise ProviderBadReply(self.name, "reply is not JSON") from exc
-        if not isinstance(reply, dict):
-            raise ProviderBadReply(self.name, "reply is not a JSON object")
-        if reply.get("success") is not True:
+        return send_json(
+            self._client, self.name, self._base_url + path, body, self._headers, self.message_id
+        )
+
+    def message_id(self, reply: dict[str, Any]) -> object:
+        """The send reply's ``request_id``; ``success: false`` is the provider's refusal."""
+        if reply["success"] is False:
             raise ProviderRejected(self.name, mask(str(reply.get("message", "")))[:200])
-        request_id = reply.get("request_id")
-        if not isinstance(request_id, str) or not request_id:
-            raise ProviderBadReply(self.name, "accepted without a request_id")
-        return request_id
+        if reply["success"] is not True:
+            raise ValueError("success is neither true nor false")
+        return reply["request_id"]
 
     @staticmethod
     def render(step: Step, callback: Callback) -> tuple[str, dict[str, Any]]:
