@@ -53,14 +53,16 @@ def _http_url(value: str) -> str:
 
 
 PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
-ONE_LINE_PATTERN = r"^[^\r\n]*$"
+# One line of text: no control character (C0, DEL, C1: CR, LF, \x0b, \x85, ...) and no
+# Unicode line or paragraph separator, any of which a mail library may take for a line break.
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 LANGUAGE_PATTERN = r"^[a-z]{2,3}-[A-Z]{2}$"
 CODE_PATTERN = r"^([0-9]{4,10}|\{\{code\}\})$"
 # What a value breaking a pattern is told, in words (never the regular expression itself).
 PATTERN_MESSAGES = {
     PHONE_PATTERN: "must be digits only, with the country code and no + or spaces "
     "(8 to 15 digits, e.g. 919876543210)",
-    ONE_LINE_PATTERN: "must be one line (no line breaks)",
+    ONE_LINE_PATTERN: "must be one line (no line breaks or control characters)",
     LANGUAGE_PATTERN: "must be a language and region like en-GB",
     CODE_PATTERN: "must be 4 to 10 digits, or {{code}} for a code OTPflow makes",
 }
@@ -374,6 +376,8 @@ class StepEnvelope(BaseModel):
 
 
 CODE_PLACEHOLDER = "{{code}}"
+# the longest code OTPflow makes: a request whose otp length is unknown is checked with it
+MAX_CODE_LENGTH = 10
 
 
 class OtpOptions(BaseModel):
@@ -381,7 +385,7 @@ class OtpOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    length: Annotated[int, Field(ge=4, le=10)] = 6
+    length: Annotated[int, Field(ge=4, le=MAX_CODE_LENGTH)] = 6
     ttl: Annotated[int, Field(ge=30, le=3600, description="seconds the code can be used")] = 300
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
 
@@ -408,10 +412,31 @@ class Step:
     data: Payload
 
     def with_code(self, code: str) -> Step:
-        """This step with the generated code in place of every ``{{code}}``."""
+        """This step with the generated code in place of every ``{{code}}``.
+
+        Raises :class:`UnrenderableStep` (naming fields, never their values) if the result
+        breaks the payload's rules; intake checks the longest code, so this is a last guard.
+        """
         raw = json.dumps(self.data.model_dump(mode="json", exclude_none=True, by_alias=True))
-        data = type(self.data).model_validate(json.loads(raw.replace(CODE_PLACEHOLDER, code)))
+        if CODE_PLACEHOLDER not in raw:
+            return self
+        try:
+            data = type(self.data).model_validate(json.loads(raw.replace(CODE_PLACEHOLDER, code)))
+        except ValidationError as exc:
+            # the error's text and input hold the code: only paths and messages go on
+            fields = [(error.path, error.message) for error in _field_errors(exc)]
+            raise UnrenderableStep(fields) from None
         return Step(self.channel, self.timeout, self.message_type, data)
+
+
+class UnrenderableStep(ValueError):
+    """A step is not valid with its code filled in. ``fields`` are (path, message) pairs;
+    the text says which fields, and holds no value of them."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+        names = ", ".join(path for path, _ in fields) or "data"
+        super().__init__(f"the step is not valid with its code filled in ({names})")
 
 
 @dataclass(frozen=True)
@@ -449,10 +474,11 @@ class FlowRequest:
         except ValidationError as exc:
             errors.extend(_field_errors(exc))
         messages = raw.get("messages") if isinstance(raw, Mapping) else None
+        code_length = _code_length(raw, envelope)
         steps: list[Step] = []
         if isinstance(messages, list):
             for index, message in enumerate(messages[:MAX_STEPS]):
-                step = _parse_step(index, message, errors)
+                step = _parse_step(index, message, errors, code_length)
                 if step is not None:
                     steps.append(step)
         if envelope is not None and envelope.otp is not None:
@@ -462,6 +488,19 @@ class FlowRequest:
                 )
                 for index, step in enumerate(steps)
                 if CODE_PLACEHOLDER not in json.dumps(step.data.model_dump(mode="json"))
+            )
+        elif envelope is not None:
+            # without an otp block there is no code to put there: it would go out literally
+            errors.extend(
+                FieldError(
+                    f"messages.{index}.data.{path}",
+                    f"contains {CODE_PLACEHOLDER} but the request has no otp block "
+                    "to make the code",
+                )
+                for index, step in enumerate(steps)
+                for path in _placeholder_paths(
+                    step.data.model_dump(mode="json", exclude_none=True, by_alias=True)
+                )
             )
         if errors or envelope is None:
             raise InvalidRequest(_dedupe(errors))
@@ -498,7 +537,18 @@ class FlowRequest:
         return {step.data.address for step in self.steps}
 
 
-def _parse_step(index: int, message: Any, errors: list[FieldError]) -> Step | None:
+def _code_length(raw: Any, envelope: FlowEnvelope | None) -> int | None:
+    """How long the code put into the steps will be: None if the request makes none, the
+    longest there is if its otp block is there but cannot be read."""
+    if envelope is not None:
+        return envelope.otp.length if envelope.otp is not None else None
+    has_otp = isinstance(raw, Mapping) and raw.get("otp") is not None
+    return MAX_CODE_LENGTH if has_otp else None
+
+
+def _parse_step(
+    index: int, message: Any, errors: list[FieldError], code_length: int | None
+) -> Step | None:
     if not isinstance(message, Mapping):
         return None  # the envelope pass already reported it
     channel, message_type = message.get("channel"), message.get("messageType", "")
@@ -527,10 +577,47 @@ def _parse_step(index: int, message: Any, errors: list[FieldError]) -> Step | No
     except ValidationError as exc:
         errors.extend(_field_errors(exc, prefix=f"messages.{index}.data"))
         return None
+    if code_length is not None and not _fits_the_code(index, payload, code_length, errors):
+        return None
     timeout = message.get("timeout")
     if not isinstance(timeout, int) or isinstance(timeout, bool):
         return None
     return Step(channel=channel, timeout=timeout, message_type=message_type, data=payload)
+
+
+def _fits_the_code(
+    index: int, payload: Payload, code_length: int, errors: list[FieldError]
+) -> bool:
+    """Whether the payload is still valid with the longest code in place of ``{{code}}``: a
+    length limit must hold for what is sent, not for the 8-character placeholder. Checked here
+    so that the rendering at send time (:meth:`Step.with_code`) cannot fail."""
+    step = Step("", 0, "", payload)
+    try:
+        step.with_code("9" * code_length)
+    except UnrenderableStep as exc:
+        errors.extend(
+            FieldError(
+                f"messages.{index}.data.{path}",
+                f"{message} once {CODE_PLACEHOLDER} is replaced by a {code_length}-digit code",
+            )
+            for path, message in exc.fields
+        )
+        return False
+    return True
+
+
+def _placeholder_paths(value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the strings in a dumped payload that hold ``{{code}}``."""
+    if isinstance(value, str):
+        return [path] if CODE_PLACEHOLDER in value else []
+    if not isinstance(value, Mapping | list):
+        return []
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    return [
+        found
+        for key, item in items
+        for found in _placeholder_paths(item, f"{path}.{key}" if path else str(key))
+    ]
 
 
 def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:

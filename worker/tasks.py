@@ -70,7 +70,13 @@ def send_step(
             reason = "the code expired before this step was sent"
             _step_failed(rt, enqueue, flow_id, step, "", reason)
             return "code_expired"
-        spec = spec.with_code(code)
+        rendered = _render(spec, code)
+        if rendered is None:
+            # the error is never logged or raised on: its text would carry the code
+            reason = "the message is not valid with its code filled in"
+            _step_failed(rt, enqueue, flow_id, step, "", reason)
+            return "render_failed"
+        spec = rendered
     providers = rt.route(spec.channel)
     if provider_index >= len(providers):
         reason = f"no provider configured for {spec.channel}"
@@ -102,6 +108,15 @@ def send_step(
         enqueue.follow_up(delivered, flow_id, step)
         return delivered.kind
     return outcome.kind
+
+
+def _render(spec: Step, code: str) -> Step | None:
+    """The step with its code in place, or None if that breaks the payload's rules (intake
+    checks the longest code, so only a code that does not match the request gets here)."""
+    try:
+        return spec.with_code(code)
+    except ValueError:  # UnrenderableStep, or anything else pydantic may raise one day
+        return None
 
 
 def _step_failed(

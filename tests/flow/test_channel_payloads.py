@@ -527,3 +527,67 @@ def test_every_pattern_is_explained_in_words(
     [error] = caught.value.errors
     assert error.path == f"{D}.{field}"
     assert wanted in error.message and "pattern" not in error.message
+
+
+def sms_with(message: str) -> dict[str, Any]:
+    return {"recipient": PHONE, "message": message, "sender_id": "ACME", "route": "otp"}
+
+
+@pytest.mark.parametrize("length", [9, 10])
+def test_lengths_are_checked_with_the_code_the_flow_will_send(length: int) -> None:
+    # 1600 characters with the 8-character placeholder; 1601-1602 once the code is in
+    near_the_limit = request("sms", "", sms_with("x" * 1592 + "{{code}}"))
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(near_the_limit | {"otp": {"length": length}})
+    [error] = caught.value.errors
+    assert error.path == f"{D}.message"
+    assert f"{length}-digit code" in error.message and "1600" in error.message
+    FlowRequest.parse(near_the_limit | {"otp": {"length": 8}})  # fits exactly
+
+
+def test_an_unreadable_otp_block_checks_lengths_with_the_longest_code() -> None:
+    near_the_limit = request("sms", "", sms_with("x" * 1591 + "{{code}}"))
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(near_the_limit | {"otp": {"length": "ten"}})
+    paths = {error.path for error in caught.value.errors}
+    assert paths == {"otp.length", f"{D}.message"}
+
+
+@pytest.mark.parametrize(
+    ("channel", "message_type", "data", "field"),
+    [
+        ("sms", "", sms_with("Your code is {{code}}"), "message"),
+        ("telegram", "", {"recipient": PHONE, "code": "{{code}}"}, "code"),
+        (
+            "rcs",
+            "template",
+            {
+                "recipient": PHONE,
+                "bot_id": "b",
+                "template_name": "t",
+                "variables": {"otp": "{{code}}"},
+            },
+            "variables.otp",
+        ),
+    ],
+)
+def test_a_code_placeholder_without_an_otp_block_is_refused(
+    channel: str, message_type: str, data: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request(channel, message_type, data))
+    [error] = caught.value.errors
+    assert error.path == f"{D}.{field}"
+    assert "otp" in error.message
+    FlowRequest.parse(request(channel, message_type, data) | {"otp": {}})
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x00", "\t"])
+def test_an_email_subject_is_one_line_without_control_characters(breaker: str) -> None:
+    data = with_("email", "", subject=f"Your code{breaker}Bcc: everyone@example.org")
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request("email", "", data))
+    [error] = caught.value.errors
+    assert error.path == f"{D}.subject"
+    assert "one line" in error.message and breaker not in str(caught.value)
+    FlowRequest.parse(request("email", "", with_("email", "", subject="Ваш код — 4821 ✓")))

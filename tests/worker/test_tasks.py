@@ -286,3 +286,32 @@ def test_provider_sends_are_counted_by_what_the_provider_answered(
         ("p2", "accepted"): 1,
         ("p2", "ambiguous"): 1,
     }
+
+
+def test_a_step_that_breaks_its_rules_with_the_code_in_fails_at_once_without_the_code(
+    redis_client: redis.Redis, enqueue: RecordingTasks, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1600 characters with a 4-digit code (intake checks that), 1606 with the 10-digit code
+    # the store holds: rendering fails, which once raised with the code in the error's text
+    # and left the step in `sending` until its lease ran out
+    sms = FLOW["messages"][0] | {
+        "data": FLOW["messages"][0]["data"] | {"message": "x" * 1592 + "{{code}}"}
+    }
+    whatsapp = FLOW["messages"][1] | {
+        "data": FLOW["messages"][1]["data"] | {"text": "Code {{code}}"}
+    }
+    request = FlowRequest.parse({"messages": [sms, whatsapp], "otp": {"length": 4}})
+    code = "7319528406"
+    p1 = ScriptedProvider("p1", ["msg-1"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = rt.store.create("ws", request, code=code)
+    rt.store.mark_enqueued(flow_id)
+    with caplog.at_level("DEBUG"):
+        assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "render_failed"
+    assert p1.calls == []
+    assert enqueue.calls == [("send", (1, 1, 0), 0)]  # the next channel starts now
+    view = rt.store.get(flow_id)
+    assert view is not None and view.steps[0].status == "error"
+    assert view.steps[0].reason == "the message is not valid with its code filled in"
+    assert code not in caplog.text
+    assert all(code not in str(event) for event in view.events)
