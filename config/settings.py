@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "otpflow-development-secret-change-me"
@@ -50,19 +50,41 @@ class GatewaySettings(BaseModel):
 
 
 class SmtpSettings(BaseModel):
-    """Plain SMTP for email: acceptance by the server counts as sent."""
+    """SMTP for email: acceptance by the server counts as sent."""
 
     host: str = "127.0.0.1"
     port: int = 25
     username: str = ""
     password: SecretStr = SecretStr("")
-    starttls: bool = False
+    # "none" by default: a relay without login (the simulator, a local MTA) keeps working as it
+    # did, and a login is refused without TLS, so credentials never travel in clear by default
+    tls: Literal["none", "starttls", "implicit"] = Field(
+        default="none",
+        description="TLS to the SMTP server, certificate and host name verified: 'starttls' "
+        "upgrades a plain connection (port 587), 'implicit' speaks TLS from the start (port "
+        "465), 'none' sends in clear (a local relay only).",
+    )
+    allow_plaintext_auth: bool = Field(
+        default=False,
+        description="Allow the login without TLS (tls 'none'): for a trusted local relay only.",
+    )
     timeout_seconds: float = 10.0
     accepted_is_delivered: bool = Field(
         default=False,
         description="Count the server's acceptance as delivered: for a server that is the "
         "recipients' own mail system. Otherwise acceptance is only 'sent'.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls_means_tls_starttls(cls, data: Any) -> Any:
+        # OTPFLOW_PROVIDERS__SMTP__STARTTLS=true came before ``tls``: honour it, rather than
+        # quietly send in clear where STARTTLS was asked for
+        if isinstance(data, dict) and "starttls" in data:
+            data = dict(data)
+            if TypeAdapter(bool).validate_python(data.pop("starttls")):
+                data.setdefault("tls", "starttls")
+        return data
 
 
 class Limits(BaseModel):

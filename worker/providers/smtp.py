@@ -1,6 +1,14 @@
-"""Plain SMTP for email. The server's acceptance (250 after DATA) counts as ``sent``; SMTP
+"""SMTP for email. The server's acceptance (250 after DATA) counts as ``sent``; SMTP
 itself gives no later report, so a step sent this way ends by its timeout unless a report
 reaches OTPflow some other way.
+
+TLS (``OTPFLOW_PROVIDERS__SMTP__TLS``): ``starttls`` upgrades the connection, ``implicit``
+speaks TLS from the first byte (port 465), ``none`` sends in clear. Either TLS verifies the
+server's certificate and host name against the system's trust store
+(``ssl.create_default_context()``; ``SSL_CERT_FILE`` adds a private CA). A login never runs
+in clear unless ``allow_plaintext_auth`` says the relay is trusted. A certificate that does not
+verify, a server without STARTTLS, or a login refused for want of TLS is an authentication
+error before anything is sent: permanent, so the channel's next provider may take the step.
 
 One connection per message: OTP traffic is light per process, and a fresh connection never
 carries a half-broken session into the next send.
@@ -9,6 +17,7 @@ carries a half-broken session into the next send.
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -32,8 +41,10 @@ class SmtpProvider:
     name = "smtp"
     channels = frozenset({"email"})
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, tls_context: ssl.SSLContext | None = None) -> None:
         self._settings = settings
+        # verifies the certificate chain and the host name; a test may trust its own CA
+        self._tls_context = tls_context or ssl.create_default_context()
         self.accepted_is_delivered = settings.accepted_is_delivered
 
     @staticmethod
@@ -57,15 +68,27 @@ class SmtpProvider:
     def send(self, step: Step, callback: Callback) -> str:
         message = self.render(step, callback)
         settings = self._settings
+        if settings.username and settings.tls == "none" and not settings.allow_plaintext_auth:
+            raise ProviderAuthError(
+                self.name,
+                "login refused without TLS: set OTPFLOW_PROVIDERS__SMTP__TLS to starttls or "
+                "implicit (or ALLOW_PLAINTEXT_AUTH for a trusted local relay)",
+            )
         try:
-            with smtplib.SMTP(
-                settings.host, settings.port, timeout=settings.timeout_seconds
-            ) as server:
-                if settings.starttls:
-                    server.starttls()
+            with self._connect() as server:
+                if settings.tls == "starttls":
+                    self._starttls(server)
                 if settings.username:
                     server.login(settings.username, settings.password.get_secret_value())
                 server.send_message(message)
+        except ssl.SSLCertVerificationError as exc:
+            # the server is not who it claims to be: retrying cannot help, and nothing was sent
+            reason = mask(str(exc.verify_message))[:120]
+            raise ProviderAuthError(self.name, f"server certificate not trusted: {reason}") from exc
+        except ssl.SSLError as exc:
+            # raised by the handshake only: a broken TLS session later is SMTPServerDisconnected
+            reason = exc.reason or type(exc).__name__
+            raise ProviderAuthError(self.name, f"TLS handshake failed: {reason}") from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderAuthError(self.name, f"login refused ({exc.smtp_code})") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -80,6 +103,24 @@ class SmtpProvider:
                 self.name, f"cannot reach server: {type(exc).__name__}"
             ) from exc
         return str(message["Message-ID"])
+
+    def _starttls(self, server: smtplib.SMTP) -> None:
+        try:
+            server.starttls(context=self._tls_context)
+        except smtplib.SMTPNotSupportedError as exc:
+            # never fall back to clear text where TLS was asked for
+            raise ProviderAuthError(self.name, "server does not offer STARTTLS") from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self._settings
+        if settings.tls == "implicit":
+            return smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                timeout=settings.timeout_seconds,
+                context=self._tls_context,
+            )
+        return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
 
     def for_caller(self, body: Any, post_back_data: str | None) -> Any:
         return body
