@@ -95,6 +95,10 @@ class Limits(BaseModel):
     workspace_rps: int = Field(default=100, ge=1, description="API requests per second")
 
 
+    verify_failures: int = Field(
+        default=10, ge=1, description="wrong codes per recipient per window, across flows"
+    )
+    verify_failure_window_seconds: int = Field(default=3600, ge=1)
 class ProvidersSettings(BaseModel):
     zixflow: ZixflowSettings = ZixflowSettings()
     messageflow: MessageFlowSettings = MessageFlowSettings()

@@ -47,6 +47,12 @@ def active(workspace: str, address: str) -> str:
     return f"{PREFIX}:active:{workspace}:{_digest(address)}"
 
 
+def verify_failures(workspace: str, address: str) -> str:
+    """Counter: wrong codes entered for one recipient, across its flows, in the budget's
+    window (expires with it)."""
+    return f"{PREFIX}:limit:verify:{workspace}:{_digest(address)}"
+
+
 def workspace_rate(workspace: str, second: int) -> str:
     """Counter: API requests of one workspace in one second."""
     return f"{PREFIX}:limit:workspace:{workspace}:{second}"

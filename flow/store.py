@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
-from redis.typing import EncodableT, FieldT
 
 from otpflow.config.settings import Limits
 from otpflow.flow import keys, metrics
@@ -98,6 +97,13 @@ local function clear_deadline(i)
   redis.call('ZREM', TIMERS_KEY, FLOW_ID .. ':' .. i)
 end
 
+-- The recipients may start a new flow now (the markers admit set, if still this flow's).
+local function release_recipients()
+  for key in string.gmatch(get('active') or '', '%S+') do
+    if redis.call('GET', key) == FLOW_ID then redis.call('DEL', key) end
+  end
+end
+
 -- The flow has ended: later steps that never started are skipped, no deadline remains.
 local function close_steps()
   local n = tonumber(get('steps'))
@@ -105,10 +111,7 @@ local function close_steps()
     clear_deadline(i)
     step_to(i, 'skip')
   end
-  -- the recipients may start a new flow now
-  for key in string.gmatch(get('active') or '', '%S+') do
-    if redis.call('GET', key) == FLOW_ID then redis.call('DEL', key) end
-  end
+  release_recipients()
   -- a code can still be entered after delivery; after anything else it is of no more use
   local status = get('status')
   if status ~= 'delivered' then redis.call('DEL', FLOW_KEY .. ':code') end
@@ -214,14 +217,21 @@ return {'recorded', ''}
 
 _DLR = """
 local i, dlr, step_event, provider = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local message_id, max_reports = ARGV[8], tonumber(ARGV[9])
 local before = sget(i, 'status')
 if not before or before == 'pending' or before == 'skipped' then
   -- no message went out for this step: whatever this is, it is not its report
   return {'ignored', before or ''}
 end
-local last = sget(i, 'dlr')
-redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1)
-if last == dlr then return {'duplicate', ''} end
+-- A step's callback token is good for the flow's life: replayed or invented reports must not
+-- grow it without bound. Past a budget per step nothing more is recorded, and a report seen
+-- before (its status for that provider message) is a duplicate, however they alternate.
+if redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1) > max_reports then
+  return {'too_many', ''}
+end
+local seen, this = sget(i, 'dlr_seen') or '\\n', dlr .. ' ' .. message_id .. '\\n'
+if string.find(seen, '\\n' .. this, 1, true) then return {'duplicate', ''} end
+sset(i, 'dlr_seen', seen .. this)
 sset(i, 'dlr', dlr)
 sset(i, 'dlr_at', NOW)
 local sent_at = tonumber(sget(i, 'accepted_at') or sget(i, 'claimed_at'))
@@ -298,6 +308,7 @@ if status == 'error' then return advance(i, 'send_error') end
 if i == 0 and get('enqueued') ~= '1' then
   -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted
   clear_deadline(i)
+  release_recipients()
   redis.call('DEL', FLOW_KEY, EVENTS_KEY, REQUEST_KEY, FLOW_KEY .. ':reports', FLOW_KEY .. ':code')
   return {'discarded', ''}
 end
@@ -321,6 +332,13 @@ _VERIFY_ATTEMPT = """
 -- Spend one attempt and hand back the code to compare (in constant time, by the caller).
 local code = redis.call('GET', FLOW_KEY .. ':code')
 if get('status') == 'verified' then return {'already_verified', ''} end
+-- a recipient whose wrong codes across flows spent its budget waits out the window
+local budget = tonumber(ARGV[4])
+for key in string.gmatch(get('verify_budget') or '', '%S+') do
+  if tonumber(redis.call('GET', key) or '0') >= budget then
+    return {'blocked', tostring(math.max(redis.call('TTL', key), 1))}
+  end
+end
 if not code then
   if get('otp_locked') == '1' then return {'locked', ''} end
   return {'expired', ''}
@@ -341,6 +359,10 @@ return ended('verified', '')
 
 _WRONG_CODE = """
 local left = tonumber(get('otp_attempts_left'))
+-- spend the recipients' budget of wrong codes across flows (ARGV[4]: its window)
+for key in string.gmatch(get('verify_budget') or '', '%S+') do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, tonumber(ARGV[4])) end
+end
 event({type = 'verify_failed', attempts_left = math.max(left, 0)})
 if left > 0 then
   count('verifications|result=wrong_code')
@@ -357,6 +379,55 @@ if flow_to('lock') then
   return ended('locked', '')
 end
 return {'locked', ''}
+"""
+
+_CONFIRM = """
+-- The producer saw step 0's send reach the broker: the flow is accepted. One that the timer
+-- loop discarded meanwhile (its confirmation came too late) answered 'missing' above.
+-- KEYS[7]: an idempotency record to write with the acceptance (ARGV[4] its value, ARGV[5]
+-- its seconds), or none.
+redis.call('HSET', FLOW_KEY, 'enqueued', '1')
+sset(0, 'queued_at', NOW)  -- step 0's send is in the queue now: see keys.claimed_through
+count('flows_started')
+if KEYS[7] then redis.call('SET', KEYS[7], ARGV[4], 'EX', tonumber(ARGV[5])) end
+-- a send that came before this confirmation went unclaimed: the producer publishes it again
+return {'confirmed', get('early') and '1' or '0'}
+"""
+
+_EVENT = """
+-- An event that changes no state (a webhook's outcome), stamped in Redis time.
+event(cjson.decode(ARGV[4]))
+return {'added', ''}
+"""
+
+_CREATE = """
+-- A new flow, all its keys at once, each with its TTL, its times in Redis time, and step 0's
+-- timer: if its send is not claimed within the grace period, the timer loop sends it again
+-- (or discards the flow, if its producer never confirmed it).
+local FLOW_KEY, EVENTS_KEY, TIMERS_KEY = KEYS[1], KEYS[2], KEYS[3]
+local REQUEST_KEY, CODE_KEY = KEYS[4], KEYS[5]
+local flow_id, ttl, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local fields, request, steps = cjson.decode(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local code, code_ttl = ARGV[7], tonumber(ARGV[8])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local hash = {'created_at', now, 'updated_at', now}
+for name, value in pairs(fields) do
+  hash[#hash + 1] = name
+  hash[#hash + 1] = value
+end
+if code_ttl then
+  hash[#hash + 1] = 'otp_expires_at'
+  hash[#hash + 1] = now + code_ttl
+end
+redis.call('HSET', FLOW_KEY, unpack(hash))
+redis.call('EXPIRE', FLOW_KEY, ttl)
+redis.call('SET', REQUEST_KEY, request, 'EX', ttl)
+redis.call('RPUSH', EVENTS_KEY, cjson.encode({type = 'flow_created', ts = now, steps = steps}))
+redis.call('EXPIRE', EVENTS_KEY, ttl)
+if code ~= '' then redis.call('SET', CODE_KEY, code, 'EX', code_ttl) end
+redis.call('ZADD', TIMERS_KEY, now + grace, flow_id .. ':0')
+redis.call('EXPIRE', TIMERS_KEY, ttl)
 """
 
 _ADMIT = """
@@ -400,12 +471,6 @@ if first[2] then next_in = math.max(tonumber(first[2]) - now, 0) end
 return {tostring(next_in), due}
 """
 
-_STAMP = """
--- Set a hash field to Redis's time now.
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) + tonumber(t[2]) / 1000000)
-"""
-
 _LATER = """
 -- A task to publish ARGV[2] seconds from now (Redis time), by the workers' timer loop;
 -- with ARGV[4] = 'XX', only if it is still waiting there.
@@ -421,9 +486,11 @@ return tostring(now + tonumber(ARGV[2]))
 """
 
 _KEEP_REPORT = """
--- Keep a raw report for relaying, if the step asked for relays; bounded per flow.
+-- Keep a raw report for relaying, if the step asked for relays; bounded per step.
 if redis.call('HGET', KEYS[1], 's' .. ARGV[1] .. ':relay') ~= '1' then return -1 end
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
+if redis.call('HINCRBY', KEYS[1], 's' .. ARGV[1] .. ':kept', 1) > tonumber(ARGV[4]) then
+  return -1
+end
 local length = redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 return length - 1
@@ -437,9 +504,17 @@ return ended('cancelled', '')
 """
 
 
-MAX_REPORTS_PER_FLOW = 100
+# what one step's callback token can make the store keep: reports recorded (each at most one
+# timeline event), and raw reports kept for relaying (each up to the API's body limit)
+MAX_REPORTS_PER_STEP = 50
+MAX_KEPT_REPORTS_PER_STEP = 10
 # a step resent again and again is queued behind a backlog, not lost: resend it rarely
 MAX_RESEND_WAIT_SECONDS = 120.0
+
+
+class FlowDiscarded(LookupError):
+    """A producer confirmed a flow that the timer loop had already discarded, unconfirmed
+    for longer than the grace period: it was never accepted, and nothing of it is sent."""
 
 
 @dataclass(frozen=True)
@@ -576,11 +651,13 @@ class FlowStore:
                 "verify_attempt": _VERIFY_ATTEMPT,
                 "verified": _VERIFIED,
                 "wrong_code": _WRONG_CODE,
+                "confirm": _CONFIRM,
+                "event": _EVENT,
             }.items()
         }
         self._admit = redis.register_script(_ADMIT)
         self._take_due = redis.register_script(_TAKE_DUE)
-        self._stamp = redis.register_script(_STAMP)
+        self._create = redis.register_script(_CREATE)
         self._later = redis.register_script(_LATER)
         self._keep_report = redis.register_script(_KEEP_REPORT)
 
@@ -593,6 +670,7 @@ class FlowStore:
         flow_id: str | None = None,
         active_keys: tuple[str, ...] = (),
         code: str | None = None,
+        verify_budget_keys: tuple[str, ...] = (),
     ) -> str:
         """Store a new flow (all keys at once, each with its TTL) and return its id.
 
@@ -600,9 +678,8 @@ class FlowStore:
         ends; ``code`` is the generated OTP, kept only for its ``ttl``.
         """
         flow_id = flow_id or str(uuid.uuid4())
-        now = time.time()
         wants = set(request.webhook_events) if request.webhook_url else set()
-        fields: dict[FieldT, EncodableT] = {
+        fields: dict[str, str | int] = {
             "workspace": workspace,
             "status": FlowStatus.QUEUED.value,
             "current": 0,
@@ -610,14 +687,13 @@ class FlowStore:
             "webhook": int("channel_switch" in wants),
             "terminal_hook": int("terminal" in wants),
             "enqueued": 0,
-            "created_at": now,
-            "updated_at": now,
         }
         if active_keys:
             fields["active"] = " ".join(active_keys)
+        if verify_budget_keys and request.otp is not None:
+            fields["verify_budget"] = " ".join(verify_budget_keys)
         if request.otp is not None:
             fields["otp_attempts_left"] = request.otp.max_attempts
-            fields["otp_expires_at"] = now + request.otp.ttl
         for index, step in enumerate(request.steps):
             fields[f"s{index}:channel"] = step.channel
             fields[f"s{index}:message_type"] = step.message_type
@@ -626,22 +702,25 @@ class FlowStore:
             fields[f"s{index}:attempts"] = 0
             if getattr(step.data, "post_back_url", None):
                 fields[f"s{index}:relay"] = 1
-        created = json.dumps({"type": "flow_created", "ts": now, "steps": len(request.steps)})
-        ttl = self.ttl_seconds
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.flow(flow_id), mapping=fields)
-        pipe.set(keys.request(flow_id), json.dumps(request.to_json_dict()), ex=ttl)
-        pipe.rpush(keys.events(flow_id), created)
-        pipe.expire(keys.flow(flow_id), ttl)
-        pipe.expire(keys.events(flow_id), ttl)
-        if code is not None and request.otp is not None:
-            pipe.set(keys.code(flow_id), code, ex=request.otp.ttl)
-        # step 0's timer: if its send is not claimed within the grace period, the timer loop
-        # sends it again (or discards the flow, if its producer never confirmed it)
-        self._later(
-            keys=[keys.timers()], args=[f"{flow_id}:0", self.grace_seconds, ttl, ""], client=pipe
+        self._create(
+            keys=[
+                keys.flow(flow_id),
+                keys.events(flow_id),
+                keys.timers(),
+                keys.request(flow_id),
+                keys.code(flow_id),
+            ],
+            args=[
+                flow_id,
+                self.ttl_seconds,
+                self.grace_seconds,
+                json.dumps(fields),
+                json.dumps(request.to_json_dict()),
+                len(request.steps),
+                code if code is not None and request.otp is not None else "",
+                request.otp.ttl if request.otp is not None else "",
+            ],
         )
-        pipe.execute()
         return flow_id
 
     def admit(
@@ -688,15 +767,33 @@ class FlowStore:
             )
         pipe.execute()
 
-    def verify(self, flow_id: str, code: str) -> Outcome:
+    def verify(self, flow_id: str, code: str, limits: Limits) -> Outcome:
         """Check a code the person typed: ``verified`` (the flow ends), ``wrong`` (detail:
-        attempts left), ``locked``, ``expired`` or ``already_verified``."""
-        attempt = self._run("verify_attempt", flow_id)
+        attempts left), ``locked``, ``expired``, ``already_verified``, or ``blocked`` (detail:
+        seconds to wait) while a recipient's wrong codes across flows are over
+        ``limits.verify_failures``."""
+        attempt = self._run("verify_attempt", flow_id, limits.verify_failures)
         if attempt.kind != "compare":
             return attempt
         if hmac.compare_digest(attempt.detail.encode(), code.encode()):
             return self._run("verified", flow_id)
-        return self._run("wrong_code", flow_id)
+        return self._run("wrong_code", flow_id, limits.verify_failure_window_seconds)
+
+    def verify_blocked(self, workspace: str, addresses: set[str], limits: Limits) -> int | None:
+        """Seconds until a recipient of these whose wrong codes spent their budget may start
+        a flow again, or None."""
+        pipe = self.redis.pipeline(transaction=False)
+        for address in sorted(addresses):
+            key = keys.verify_failures(workspace, address)
+            pipe.get(key)
+            pipe.ttl(key)
+        replies = pipe.execute()
+        waits = [
+            max(int(ttl), 1)
+            for count, ttl in zip(replies[::2], replies[1::2], strict=True)
+            if int(count or 0) >= limits.verify_failures
+        ]
+        return max(waits) if waits else None
 
     def code_of(self, flow_id: str) -> str | None:
         raw = self.redis.get(keys.code(flow_id))
@@ -708,23 +805,18 @@ class FlowStore:
         Until then no step can be claimed, and the timer loop discards a flow left unmarked
         (its producer answered 503), so a flow is sent if and only if its caller was told yes.
         ``remember`` is ``(key, value, seconds)``, an idempotency record written in the same
-        transaction: a flow is accepted exactly when its key says so.
+        script: a flow is accepted exactly when its key says so.
 
         Returns whether step 0's send already came and went unclaimed (a worker was quicker
-        than this confirmation): the producer publishes it again. One transaction, so a claim
-        runs either before it (and is noted here) or after it (and succeeds).
+        than this confirmation): the producer publishes it again. Raises
+        :class:`FlowDiscarded` when the timer loop discarded the flow first.
         """
-        name = keys.flow(flow_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(name, "enqueued", 1)
-        pipe.hget(name, "early")
-        # step 0's send is in the queue now (Redis time): see keys.claimed_through
-        self._stamp(keys=[keys.flow(flow_id)], args=["s0:queued_at"], client=pipe)
-        metrics.incr_in(pipe, "flows_started")
-        if remember is not None:
-            key, value, seconds = remember
-            pipe.set(key, value, ex=seconds)
-        return pipe.execute()[1] is not None
+        key, value, seconds = remember or (None, "", 0)
+        raw = self._call("confirm", flow_id, value, seconds, extra_keys=[key] if key else [])
+        kind, early = (_text(item) for item in raw[:2])
+        if kind == "missing":
+            raise FlowDiscarded(flow_id)
+        return early == "1"
 
     def delete(self, flow_id: str) -> None:
         """Remove a flow that could not be enqueued, so nothing stays half-stored."""
@@ -737,7 +829,9 @@ class FlowStore:
         kind, detail, *flag = (_text(item) for item in self._call(name, flow_id, *args))
         return Outcome(kind, detail, notify=flag == ["1"])
 
-    def _call(self, name: str, flow_id: str, *args: str | int | float) -> list[Any]:
+    def _call(
+        self, name: str, flow_id: str, *args: str | int | float, extra_keys: Sequence[str] = ()
+    ) -> list[Any]:
         return self._scripts[name](
             keys=[
                 keys.flow(flow_id),
@@ -746,6 +840,7 @@ class FlowStore:
                 keys.request(flow_id),
                 keys.metrics(),
                 keys.claimed_through(),
+                *extra_keys,
             ],
             args=[flow_id, self.ttl_seconds, self.grace_seconds, *args],
         )
@@ -785,13 +880,28 @@ class FlowStore:
         had already ended."""
         return self._run("send_error", flow_id, step, provider, reason)
 
-    def record_dlr(self, flow_id: str, step: int, status: DlrStatus, provider: str) -> Outcome:
+    def record_dlr(
+        self,
+        flow_id: str,
+        step: int,
+        status: DlrStatus,
+        provider: str,
+        message_id: str | None = None,
+    ) -> Outcome:
         """Record a normalised report: ``delivered``; a failed report of the running step moves
         the flow on at once, ``switched`` (to the step in detail) or ``exhausted``; otherwise
-        ``recorded``, ``late`` or ``duplicate``."""
+        ``recorded``, ``late``, ``duplicate`` (this status of this provider message was
+        recorded before) or ``too_many`` (the step's report budget is spent)."""
         step_event = DLR_EVENTS[status]
         return self._run(
-            "dlr", flow_id, step, status.value, step_event.value if step_event else "", provider
+            "dlr",
+            flow_id,
+            step,
+            status.value,
+            step_event.value if step_event else "",
+            provider,
+            " ".join((message_id or "").split())[:128],  # one line: it is a separator below
+            MAX_REPORTS_PER_STEP,
         )
 
     def keep_report(
@@ -802,7 +912,7 @@ class FlowStore:
         report = json.dumps({"provider": provider, "status": status.value, "body": body})
         index = self._keep_report(
             keys=[keys.flow(flow_id), keys.reports(flow_id)],
-            args=[step, report, self.ttl_seconds, MAX_REPORTS_PER_FLOW],
+            args=[step, report, self.ttl_seconds, MAX_KEPT_REPORTS_PER_STEP],
         )
         return int(index) if int(index) >= 0 else None
 
@@ -856,9 +966,7 @@ class FlowStore:
 
     def add_event(self, flow_id: str, event: dict[str, Any]) -> None:
         """Append an event that changes no state (webhook outcomes), if the flow still exists."""
-        key = keys.events(flow_id)
-        if self.redis.exists(keys.flow(flow_id)):
-            self.redis.rpush(key, json.dumps({"ts": time.time(), **event}))
+        self._call("event", flow_id, json.dumps(event))
 
     # -- reading -------------------------------------------------------------------------
 

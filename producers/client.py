@@ -27,7 +27,7 @@ from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
-from otpflow.flow.store import FlowStore, FlowView, Outcome, connect_redis
+from otpflow.flow.store import FlowDiscarded, FlowStore, FlowView, Outcome, connect_redis
 
 logger = logging.getLogger("otpflow.producers")
 
@@ -78,6 +78,7 @@ VERIFY_REPLIES: dict[str, tuple[int, str]] = {
     "locked": (423, "too many wrong codes: this flow is locked"),
     "expired": (410, "no code to check: it expired, or this flow has none"),
     "already_verified": (409, "the code was already verified"),
+    "blocked": (429, "too many wrong codes for this recipient: try again later"),
     "missing": (404, "no such flow"),
 }
 
@@ -92,6 +93,8 @@ def verify_reply(outcome: Outcome) -> tuple[dict[str, Any], int]:
         body["status"] = "verified"
     elif outcome.kind == "wrong":
         body["attempts_left"] = int(outcome.detail)
+    elif outcome.kind == "blocked":
+        body["retry_after"] = int(outcome.detail)
     return body, status
 
 
@@ -197,6 +200,14 @@ class OtpflowClient:
         if admitted.kind == "rate_limited":
             raise RateLimited(
                 f"at most {limits.recipient_flows} flows per recipient every "
+        if flow.otp is not None:
+            wait = self.store.verify_blocked(workspace, addresses, limits)
+            if wait is not None:
+                raise RateLimited(
+                    f"too many wrong codes for a recipient: at most {limits.verify_failures} "
+                    f"every {limits.verify_failure_window_seconds} s",
+                    retry_after=wait,
+                )
                 f"{limits.recipient_window_seconds} s",
                 retry_after=int(admitted.detail),
             )
@@ -207,7 +218,8 @@ class OtpflowClient:
             )
         code = _new_code(flow.otp.length) if flow.otp else None
         try:
-            self.store.create(workspace, flow, flow_id, active, code)
+            budget = tuple(keys.verify_failures(workspace, address) for address in addresses)
+            self.store.create(workspace, flow, flow_id, active, code, budget)
         except redis.RedisError:
             self.store.release(flow_id, workspace, addresses)
             raise
@@ -224,7 +236,13 @@ class OtpflowClient:
         if idempotency is not None:
             name, digest = idempotency
             remember = (name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
-        if self.store.mark_enqueued(flow_id, remember):
+        try:
+            early = self.store.mark_enqueued(flow_id, remember)
+        except FlowDiscarded as exc:
+            raise ServiceUnavailable(
+                "the flow was not confirmed in time and was dropped; nothing is sent, try again"
+            ) from exc
+        if early:
             # a worker took the first send before this confirmation and let it go: send again
             self.tasks.send(flow_id, 0)
         return flow_id
@@ -253,7 +271,7 @@ class OtpflowClient:
         if not (isinstance(code, str) and CODE_PATTERN.fullmatch(code)):
             raise InvalidRequest([FieldError("code", "a string of 4-10 digits is required")])
         try:
-            outcome = self.store.verify(request_id, code)
+            outcome = self.store.verify(request_id, code, self.settings.limits)
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         self._follow_up(outcome, request_id)

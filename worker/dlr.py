@@ -41,10 +41,12 @@ class DlrIntake:
             raise BadToken("the report carries no callback token")
         flow_id, step = read_dlr_token(self._secret, provider_name, token)
         for report in reports:
-            outcome = self._store.record_dlr(flow_id, step, report.status, provider_name)
+            outcome = self._store.record_dlr(
+                flow_id, step, report.status, provider_name, report.message_id
+            )
             # a failed report switched the flow (the next send), or a report ended it
             self._tasks.follow_up(outcome, flow_id, step)
-        if outcome.kind not in ("missing", "ignored"):
+        if outcome.kind not in ("missing", "ignored", "too_many"):
             # every callback, duplicates too, reaches a caller who gave its own post_back_url
             index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
             if index is not None:

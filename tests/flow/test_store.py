@@ -8,11 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
+from otpflow.config.settings import Limits
 from otpflow.flow import keys, metrics
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus
-from otpflow.flow.store import FlowStore
+from otpflow.flow.store import (
+    MAX_KEPT_REPORTS_PER_STEP,
+    MAX_REPORTS_PER_STEP,
+    FlowDiscarded,
+    FlowStore,
+)
+
+LIMITS = Limits()
 
 
 def sms(timeout: int = 30) -> dict:
@@ -426,7 +434,8 @@ def test_reports_are_kept_only_for_steps_that_relay(store: FlowStore) -> None:
     }
     for _ in range(200):
         store.keep_report(flow_id, 0, "zixflow", DlrStatus.SENT, {"status": "sent"})
-    assert store.redis.llen(keys.reports(flow_id)) == 100  # bounded per flow
+    # bounded per step: a callback token cannot make the store keep more
+    assert store.redis.llen(keys.reports(flow_id)) == MAX_KEPT_REPORTS_PER_STEP
     assert 0 < store.redis.ttl(keys.reports(flow_id)) <= 600
 
 
@@ -443,12 +452,15 @@ def otp_flow(store: FlowStore, code: str = "482913", attempts: int = 3) -> str:
 def test_verify_counts_attempts_and_ends_the_flow(store: FlowStore) -> None:
     flow_id = otp_flow(store)
     sent(store, flow_id, 0, 30)
-    assert (store.verify(flow_id, "000000").kind, store.verify(flow_id, "111111").detail) == (
+    assert (
+        store.verify(flow_id, "000000", LIMITS).kind,
+        store.verify(flow_id, "111111", LIMITS).detail,
+    ) == (
         "wrong",
         "1",
     )
-    assert store.verify(flow_id, "482913").kind == "verified"
-    assert store.verify(flow_id, "482913").kind == "already_verified"
+    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
+    assert store.verify(flow_id, "482913", LIMITS).kind == "already_verified"
     view = store.get(flow_id)
     assert view is not None and view.status == "verified"
     assert [s.status for s in view.steps] == ["sent", "skipped"]
@@ -458,8 +470,8 @@ def test_verify_counts_attempts_and_ends_the_flow(store: FlowStore) -> None:
 def test_wrong_codes_lock_and_fail_a_running_flow(store: FlowStore) -> None:
     flow_id = otp_flow(store, attempts=2)
     sent(store, flow_id, 0, 30)
-    assert [store.verify(flow_id, "000000").kind for _ in range(2)] == ["wrong", "locked"]
-    assert store.verify(flow_id, "482913").kind == "locked"
+    assert [store.verify(flow_id, "000000", LIMITS).kind for _ in range(2)] == ["wrong", "locked"]
+    assert store.verify(flow_id, "482913", LIMITS).kind == "locked"
     view = store.get(flow_id)
     assert view is not None and view.status == "failed" and view.reason == "verification_locked"
     assert store.claim(flow_id, 1, 1, 30).kind == "flow_ended"
@@ -468,7 +480,7 @@ def test_wrong_codes_lock_and_fail_a_running_flow(store: FlowStore) -> None:
 def test_an_expired_code_cannot_be_verified(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = otp_flow(store)
     redis_client.delete(keys.code(flow_id))  # what its ttl does
-    assert store.verify(flow_id, "482913").kind == "expired"
+    assert store.verify(flow_id, "482913", LIMITS).kind == "expired"
 
 
 def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
@@ -476,7 +488,7 @@ def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
     sent(store, flow_id, 0, 30)
     store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow")
     assert store.code_of(flow_id) == "482913"
-    assert store.verify(flow_id, "482913").kind == "verified"
+    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
 
 
 # Transitions count themselves (flow.metrics): once per transition, whoever races.
@@ -555,8 +567,8 @@ def test_delivered_then_verified_is_one_ended_flow(
     flow_id = otp_flow(store)
     sent(store, flow_id, 0, 30)
     assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "delivered"
-    assert store.verify(flow_id, "000000").kind == "wrong"
-    assert store.verify(flow_id, "482913").kind == "verified"
+    assert store.verify(flow_id, "000000", LIMITS).kind == "wrong"
+    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
     assert store.cancel(flow_id).kind == "ignored"
     values = counters(redis_client)
     assert values[metrics.field("flows_ended", outcome="delivered")] == 1
@@ -575,7 +587,7 @@ def test_every_counted_field_has_its_metrics_declared_labels(
     store.check(timed_out, 0)
     store.cancel(cancelled)
     locked = otp_flow(store, attempts=1)
-    store.verify(locked, "000000")
+    store.verify(locked, "000000", LIMITS)
     values = counters(redis_client)
     assert len(values) >= 8
     for raw in values:
@@ -589,3 +601,105 @@ def test_every_counted_field_has_its_metrics_declared_labels(
     assert values[metrics.field("flows_ended", outcome="failed")] == 1
     assert values[metrics.field("verifications", result="locked")] == 1
     assert 0 < redis_client.ttl(keys.metrics()) <= metrics.METRICS_TTL_SECONDS
+
+
+def test_a_confirmation_after_the_flow_was_discarded_leaves_nothing_behind(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    assert store.check(flow_id, 0).kind == "discarded"  # its grace ran out unconfirmed
+    with pytest.raises(FlowDiscarded):
+        store.mark_enqueued(flow_id, (keys.idempotency("ws", "k"), "digest id", 60))
+    # no stub hash without a TTL, no idempotency record saying "accepted"
+    assert redis_client.keys("otpflow:flow:*") == []
+    assert redis_client.exists(keys.idempotency("ws", "k")) == 0
+
+
+def test_a_discarded_flow_frees_its_recipients(store: FlowStore, redis_client: redis.Redis) -> None:
+    marker = keys.active("ws", "919876543210")
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}), active_keys=(marker,))
+    redis_client.set(marker, flow_id)
+    assert store.check(flow_id, 0).kind == "discarded"
+    assert redis_client.exists(marker) == 0
+
+
+def test_flow_times_are_redis_time_not_the_producers_clock(
+    store: FlowStore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_000.0)  # a producer whose clock is far off
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    store.add_event(flow_id, {"type": "webhook", "result": "delivered"})
+    monkeypatch.undo()
+    seconds, micros = redis_client.time()
+    view = store.get(flow_id)
+    assert view is not None
+    assert abs(view.created_at - (seconds + micros / 1e6)) < 5
+    assert all(abs(event["ts"] - view.created_at) < 5 for event in view.events)
+
+
+def test_an_event_for_a_flow_that_is_gone_writes_nothing(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    store.add_event("no-such-flow", {"type": "webhook", "result": "delivered"})
+    assert redis_client.keys("*") == []
+
+
+def test_replayed_reports_alternating_do_not_grow_the_timeline(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms())
+    sent(store, flow_id, 0, 30)
+    for index in range(300):
+        status = DlrStatus.ACCEPTED if index % 2 else DlrStatus.SENT
+        store.record_dlr(flow_id, 0, status, "zixflow", "m0")
+    view = store.get(flow_id)
+    assert view is not None
+    assert [event["status"] for event in view.events if event["type"] == "dlr"] == [
+        "sent",
+        "accepted",
+    ]
+
+
+def test_a_step_records_a_bounded_number_of_reports(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms())
+    sent(store, flow_id, 0, 30)
+    outcomes = [
+        store.record_dlr(flow_id, 0, DlrStatus.SENT, "zixflow", f"invented-{index}").kind
+        for index in range(MAX_REPORTS_PER_STEP + 20)
+    ]
+    assert outcomes.count("recorded") == MAX_REPORTS_PER_STEP
+    assert set(outcomes[MAX_REPORTS_PER_STEP:]) == {"too_many"}
+    view = store.get(flow_id)
+    assert view is not None
+    assert len(view.events) <= MAX_REPORTS_PER_STEP + 3
+
+
+def test_the_same_status_of_another_provider_message_is_not_a_duplicate(store: FlowStore) -> None:
+    flow_id = new_flow(store, sms())
+    sent(store, flow_id, 0, 30)
+    assert store.record_dlr(flow_id, 0, DlrStatus.SENT, "zixflow", "m0").kind == "recorded"
+    assert store.record_dlr(flow_id, 0, DlrStatus.SENT, "zixflow", "m0").kind == "duplicate"
+    assert store.record_dlr(flow_id, 0, DlrStatus.SENT, "zixflow", "m1").kind == "recorded"
+
+
+def budgeted_flow(store: FlowStore, address: str = "919876543210") -> str:
+    step = sms() | {"data": sms()["data"] | {"message": "Code {{code}}"}}
+    request = FlowRequest.parse({"messages": [step], "otp": {"max_attempts": 10}})
+    budget = (keys.verify_failures("ws", address),)
+    flow_id = store.create("ws", request, code="482913", verify_budget_keys=budget)
+    store.mark_enqueued(flow_id)
+    return flow_id
+
+
+def test_wrong_codes_across_flows_spend_one_budget_per_recipient(
+    store: FlowStore, redis_client: redis.Redis
+) -> None:
+    limits = Limits(verify_failures=4, verify_failure_window_seconds=3600)
+    first, second = budgeted_flow(store), budgeted_flow(store)
+    assert [store.verify(first, "000000", limits).kind for _ in range(2)] == ["wrong", "wrong"]
+    assert [store.verify(second, "000000", limits).kind for _ in range(2)] == ["wrong", "wrong"]
+    # the budget is spent: even the right code waits out the window, on any flow
+    blocked = store.verify(budgeted_flow(store), "482913", limits)
+    assert blocked.kind == "blocked" and 3500 < int(blocked.detail) <= 3600
+    assert store.verify_blocked("ws", {"919876543210"}, limits) == int(blocked.detail)
+    assert store.verify_blocked("ws", {"919876543211"}, limits) is None
+    other = budgeted_flow(store, "919876543211")
+    assert store.verify(other, "482913", limits).kind == "verified"

@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.models import InvalidRequest
-from otpflow.producers import OtpflowClient, ServiceUnavailable
+from otpflow.producers import OtpflowClient, RateLimited, ServiceUnavailable, verify_reply
 from otpflow.producers.client import IDEMPOTENCY_PENDING_SECONDS
 
 SMS = {
@@ -72,6 +72,45 @@ def test_a_confirmed_flow_is_published_once(
     monkeypatch.setattr(otp.celery, "send_task", lambda name, args, **_: published.append(args))
     flow_id = otp.send({"messages": [SMS]})
     assert published == [[flow_id, 0, 1, 0, 1]]
+
+
+def test_a_flow_discarded_before_its_producer_confirmed_it_is_a_503_and_blocks_no_one(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+
+    def slow_publish(name: str, args: list[Any], **_: Any) -> None:
+        # the publish takes longer than the grace: the timer loop discards the flow meanwhile
+        assert otp.store.check(args[0], 0).kind == "discarded"
+
+    with monkeypatch.context() as patch:
+        patch.setattr(otp.celery, "send_task", slow_publish)
+        with pytest.raises(ServiceUnavailable):
+            otp.send({"messages": [SMS]}, idempotency_key="k-9")
+    assert redis_client.keys("otpflow:flow:*") == []
+    assert idempotency_record(redis_client, "k-9") == ("", -2)
+    otp.send({"messages": [SMS]})  # the recipient is not held by a flow that never ran
+
+
+def test_a_recipient_past_its_wrong_code_budget_gets_no_new_flow_and_no_verify(
+    redis_client: redis.Redis,
+) -> None:
+    settings = Settings(
+        broker_url="memory://",
+        routes={"sms": "zixflow"},
+        limits={"verify_failures": 3, "recipient_flows": 100},
+    )
+    otp = OtpflowClient(settings, redis_client=redis_client)
+    sms = SMS | {"data": SMS["data"] | {"message": "Code {{code}}"}}
+    flow = {"messages": [sms], "otp": {"max_attempts": 10}, "allowConcurrent": True}
+    flows = [otp.send(flow) for _ in range(2)]
+    for flow_id in (flows[0], flows[0], flows[1]):
+        assert otp.verify(flow_id, "0000").kind == "wrong"
+    with pytest.raises(RateLimited) as refused:
+        otp.send(flow)
+    assert 0 < refused.value.retry_after <= 3600
+    body, status = verify_reply(otp.verify(flows[1], "0000"))
+    assert status == 429 and 0 < body["retry_after"] <= 3600
 
 
 def idempotency_record(redis_client: redis.Redis, key: str) -> tuple[str, int]:
