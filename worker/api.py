@@ -10,18 +10,20 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
 import redis
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
@@ -44,6 +46,90 @@ from otpflow.worker.webhooks import iso
 logger = logging.getLogger("otpflow.api")
 
 MAX_BODY_BYTES = 64 * 1024
+# Real bodies nest a handful of levels (a WhatsApp interactive body about eight); a limit far
+# below the interpreter's recursion limit keeps every later recursive walk (validation,
+# redaction, json.dumps) safe too.
+MAX_JSON_DEPTH = 64
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the limit while it was being read."""
+
+
+class LimitBodySize:
+    """ASGI middleware, in front of every route: a body larger than ``max_bytes`` is answered
+    413 unread when its Content-Length says so, and as soon as it grows past the limit when
+    it comes in chunks, so no request can make the API hold more than the limit in memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, watched_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self.too_large(scope, receive, send)
+
+    async def too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {
+            "success": False,
+            "message": f"request body larger than the limit of {self.max_bytes} bytes",
+            "max_bytes": self.max_bytes,
+        }
+        # closing the connection stops the client's upload too, rather than the server
+        # reading (and dropping) the rest of it for the connection's next request
+        response = JSONResponse(body, status_code=413, headers={"connection": "close"})
+        await response(scope, receive, send)
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type, with any parameters (charset)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def nested_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether decoded JSON nests deeper than ``limit`` (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in node)
+    return False
 
 
 class ApiError(Exception):
@@ -168,6 +254,24 @@ def authenticated(
 Workspace = Annotated[str, Depends(authenticated)]
 
 
+def valid_request_id(
+    request_id: Annotated[str, Path(description="the request_id POST /v1/otpflow answered")],
+) -> str:
+    """The path's request id as flows are keyed (``str(uuid4())``); anything that is not a
+    UUID names no flow and is refused here, never looked up."""
+    try:
+        return str(uuid.UUID(request_id))
+    except ValueError as exc:
+        raise ApiError(
+            400,
+            "invalid request",
+            [{"field": "request_id", "message": "must be a UUID, as POST /v1/otpflow answered"}],
+        ) from exc
+
+
+RequestId = Annotated[str, Depends(valid_request_id)]
+
+
 def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastAPI:
     """The API for one process; the client (Redis, broker) is built here unless given."""
     otp = client or OtpflowClient(settings)
@@ -192,6 +296,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         lifespan=lifespan,
     )
     app.state.api_keys = dict(settings.api_keys)
+    app.add_middleware(LimitBodySize, max_bytes=MAX_BODY_BYTES)
 
     def openapi() -> dict[str, Any]:
         # parameter errors are answered with 400 (see below), never FastAPI's 422
@@ -239,15 +344,32 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     async def json_body(request: Request) -> Any:
+        """The decoded JSON body of every route that takes one: 415 for any other content
+        type (before reading it), 400 for invalid JSON or JSON nested too deeply. Its size
+        is capped by LimitBodySize."""
+        if not is_json(request.headers.get("content-type")):
+            raise ApiError(
+                415,
+                "the body must be JSON: send it with content-type: application/json",
+                [{"field": "content-type", "message": "must be application/json"}],
+            )
         raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
+            too_deep = nested_too_deep(body)
+        except RecursionError:
+            too_deep = True  # nested past the decoder's own limit
         except ValueError as exc:
             raise ApiError(
                 400, "body is not valid JSON", [{"field": "body", "message": "invalid JSON"}]
             ) from exc
+        if too_deep:
+            raise ApiError(
+                400,
+                "body is not valid JSON",
+                [{"field": "body", "message": f"nested deeper than {MAX_JSON_DEPTH} levels"}],
+            )
+        return body
 
     @app.post(
         "/v1/otpflow",
@@ -255,7 +377,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         summary="Start a flow",
         response_model=Accepted,
         response_model_exclude_none=True,
-        responses=errors(400, 401, 409, 413, 429, 503),
+        responses=errors(400, 401, 409, 413, 415, 429, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -301,8 +423,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         responses=errors(400, 401, 404, 409, 503),
     )
     async def cancel_flow(
-        request_id: str,
         workspace: Workspace,
+        request_id: RequestId,
     ) -> dict[str, Any]:
         await run_in_threadpool(own_flow, request_id, workspace)
         outcome = await run_in_threadpool(otp.cancel, request_id)
@@ -316,7 +438,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         summary="Check the code the person typed",
         response_model=Accepted,
         response_model_exclude_none=True,
-        responses=errors(400, 401, 404, 409, 410, 413, 423, 503),
+        responses=errors(400, 401, 404, 409, 410, 413, 415, 423, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -325,9 +447,9 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         },
     )
     async def verify_code(
-        request_id: str,
         request: Request,
         workspace: Workspace,
+        request_id: RequestId,
     ) -> JSONResponse:
         try:
             body = VerifyBody.model_validate(await json_body(request))
@@ -350,8 +472,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         responses=errors(400, 401, 404, 503),
     )
     async def get_flow(
-        request_id: str,
         workspace: Workspace,
+        request_id: RequestId,
     ) -> dict[str, Any]:
         return flow_json(await run_in_threadpool(own_flow, request_id, workspace))
 
@@ -361,7 +483,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         summary="Provider DLR intake (authenticated by the signed token in the callback URL)",
         response_model=Accepted,
         response_model_exclude_none=True,
-        responses=errors(400, 401, 404, 413, 503),
+        responses=errors(400, 401, 404, 413, 415, 503),
     )
     async def dlr(
         provider: str, request: Request, token: Annotated[str | None, Query()] = None

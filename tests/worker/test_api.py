@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -12,6 +16,7 @@ from kombu.exceptions import OperationalError
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 from otpflow.worker.api import create_app
+from otpflow.worker.stack import free_port
 
 HEADERS = {"x-api-key": "demo-key", "x-workspace-id": "demo"}
 FLOW: dict[str, Any] = {
@@ -98,3 +103,140 @@ def test_with_the_development_defaults_a_flow_sent_from_python_is_read_back_over
     reply = api(otp).get(f"/v1/otpflow/{flow_id}", headers=headers)
     assert reply.status_code == 200, reply.text
     assert reply.json()["request_id"] == flow_id
+
+
+# -- what a caller sends: size, type, nesting, ids, tokens ---------------------------------------
+
+ROUTES = ["/v1/otpflow", f"/v1/otpflow/{uuid.uuid4()}/verify", "/v1/dlr/zixflow"]
+REPORT = {"status": "delivered", "request_id": "x", "channel": "sms"}
+
+
+def drive(
+    app: Any, path: str, chunks: list[bytes], headers: dict[str, str]
+) -> tuple[int, dict[str, Any], int]:
+    """POST a body to the ASGI app in chunks, as a server hands them over; returns the
+    status, the JSON reply and how many chunks the app asked for."""
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        if read > len(chunks):
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in (HEADERS | headers).items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), read
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_a_body_declared_larger_than_the_limit_is_refused_unread(
+    otp: OtpflowClient, path: str
+) -> None:
+    app = create_app(otp.settings, otp)
+    json_type = {"content-type": "application/json"}
+    sixty_mb = json_type | {"content-length": str(60 * 1024 * 1024)}
+    status, reply, read = drive(app, path, [b"{}"], sixty_mb)
+    assert (status, read) == (413, 0), "refused before a byte of the body is read"
+    assert reply["max_bytes"] == 65536 and "65536 bytes" in reply["message"]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_a_chunked_body_is_read_no_further_than_the_limit(otp: OtpflowClient, path: str) -> None:
+    app = create_app(otp.settings, otp)
+    chunks = [b" " * 32 * 1024] * 200  # 6.4 MB, no Content-Length
+    status, reply, read = drive(app, path, chunks, {"content-type": "application/json"})
+    assert status == 413 and "65536 bytes" in reply["message"]
+    assert read <= 3, f"the app read {read} chunks of 32 KB"
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_a_415(
+    otp: OtpflowClient, path: str, content_type: str | None
+) -> None:
+    headers = HEADERS | ({"content-type": content_type} if content_type else {})
+    body = json.dumps(FLOW if path == "/v1/otpflow" else REPORT).encode()
+    reply = api(otp).post(path, headers=headers, content=body)
+    assert reply.status_code == 415, reply.text
+    assert reply.json()["errors"] == [
+        {"field": "content-type", "message": "must be application/json"}
+    ]
+
+
+def test_json_with_a_charset_is_json(otp: OtpflowClient) -> None:
+    headers = HEADERS | {"content-type": "application/json; charset=utf-8"}
+    reply = api(otp).post("/v1/otpflow", headers=headers, content=json.dumps(FLOW).encode())
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("depth", [100, 30_000])
+def test_deeply_nested_json_is_a_400(otp: OtpflowClient, path: str, depth: int) -> None:
+    body = b"[" * depth + b"]" * depth  # 30,000 levels pass the decoder's recursion limit
+    headers = HEADERS | {"content-type": "application/json"}
+    reply = api(otp).post(path, headers=headers, content=body)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["errors"] == [{"field": "body", "message": "nested deeper than 64 levels"}]
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "body"),
+    [("GET", "", None), ("POST", "/cancel", None), ("POST", "/verify", {"code": "123456"})],
+)
+@pytest.mark.parametrize(
+    "request_id",
+    ["probe:request", "x", pytest.param("1" * 5000, id="5000 digits"), "not a uuid"],
+)
+def test_a_request_id_that_is_not_a_uuid_is_a_400_without_touching_redis(
+    method: str, action: str, body: dict[str, str] | None, request_id: str
+) -> None:
+    # Redis on a port nothing listens on: any lookup would answer 503
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    settings = Settings(broker_url="memory://", api_keys="demo:demo-key")
+    client = OtpflowClient(settings, redis_client=down)
+    path = f"/v1/otpflow/{quote(request_id, safe='')}{action}"
+    reply = api(client).request(method, path, headers=HEADERS, json=body)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["errors"] == [
+        {"field": "request_id", "message": "must be a UUID, as POST /v1/otpflow answered"}
+    ]
+
+
+def test_a_request_id_in_capitals_is_the_same_flow(otp: OtpflowClient) -> None:
+    flow_id = otp.send(FLOW, workspace="demo")
+    reply = api(otp).get(f"/v1/otpflow/{flow_id.upper()}", headers=HEADERS)
+    assert reply.status_code == 200 and reply.json()["request_id"] == flow_id
+
+
+@pytest.mark.parametrize(
+    "step",
+    [pytest.param("9" * 5000, id="5000 digits"), pytest.param("\u00b2", id="superscript two")],
+)
+def test_a_token_whose_step_is_no_number_we_use_is_a_401(otp: OtpflowClient, step: str) -> None:
+    flow_id = otp.send(FLOW, workspace="demo")
+    token = f"{flow_id}.{step}.{'0' * 40}"
+    reply = api(otp).post("/v1/dlr/zixflow", params={"token": token}, json=REPORT)
+    assert reply.status_code == 401, reply.text
+    assert reply.json() == {"success": False, "message": "invalid callback token"}
