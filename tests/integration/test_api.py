@@ -251,3 +251,33 @@ def test_a_workspace_over_its_request_rate_gets_429(strict_system: System) -> No
     assert len(limited) == 3 and all(c.headers["Retry-After"] == "1" for c in limited)
     other = api(system, "POST", "/v1/otpflow", OTHER_HEADERS, json=body)
     assert other.status_code == 400, "another workspace has its own budget"
+
+
+def trickle(chunks: int, chunk: bytes = b" " * 64 * 1024) -> Iterator[bytes]:
+    """A chunked body (no Content-Length) sent at 6.4 MB/s, as a slow or hostile client does."""
+    for _ in range(chunks):
+        yield chunk
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda: b" " * 60 * 1024 * 1024, id="60 MB with Content-Length"),
+        pytest.param(lambda: trickle(320), id="20 MB chunked over 3 s"),
+    ],
+)
+def test_an_oversized_report_is_refused_at_once(system: System, body: Any) -> None:
+    """The unauthenticated intake answers 413 as soon as the limit is passed and closes the
+    connection: the server neither holds nor waits for the rest."""
+    started = time.monotonic()
+    reply = system.http.post(
+        f"{system.stack.api_url}/v1/dlr/zixflow",
+        content=body(),
+        headers={"content-type": "application/json"},
+    )
+    took = time.monotonic() - started
+    assert reply.status_code == 413
+    assert reply.json()["max_bytes"] == 65536
+    assert took < 1.5, f"the answer took {took:.1f} s"
+    assert api(system, "GET", "/healthz").status_code == 200
