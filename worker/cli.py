@@ -13,6 +13,7 @@ Exit codes (for scripts):
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 import sys
@@ -229,13 +230,47 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    """Whether an address to serve on is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name may resolve to any interface
+
+
+def _refuse_public_development_secrets(host: str, settings: Settings) -> None:
+    """The development secret and API key are public (README, compose file): with them, an
+    API on a reachable address takes anyone's flows and forged delivery reports."""
+    public = [
+        name
+        for name, in_use in (
+            ("OTPFLOW_SECRET", settings.uses_dev_secret),
+            ("OTPFLOW_API_KEYS", settings.uses_dev_api_keys),
+        )
+        if in_use
+    ]
+    if public and not _loopback(host):
+        names = " and ".join(public)
+        raise UserError(
+            f"refusing to serve on {host} with the public development {names}: set "
+            f"{names} (config/.env.example), serve on 127.0.0.1, or pass "
+            "--allow-development-secrets (a local container only)"
+        )
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from otpflow.worker.api import create_app
     from otpflow.worker.logs import configure_logging
 
-    settings = _settings(warn=True)
+    allowed = args.allow_development_secrets or _loopback(args.host)
+    # refused, the one line says it all; served, the development defaults are warned about
+    settings = _settings(warn=allowed)
+    if not allowed:
+        _refuse_public_development_secrets(args.host, settings)
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
@@ -380,6 +415,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    from otpflow.worker.signing import webhook_secret
+
+    # the receiver's key, derived from OTPFLOW_SECRET: it opens this workspace's webhooks only
+    print(webhook_secret(_settings().secret.get_secret_value(), args.workspace))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from otpflow.worker.demo import run_demo
 
@@ -432,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API under uvicorn")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--allow-development-secrets",
+        action="store_true",
+        help="serve on a non-loopback --host even with the public development OTPFLOW_SECRET "
+        "or OTPFLOW_API_KEYS (a local container; never a reachable host)",
+    )
     api.set_defaults(func=cmd_api)
 
     sim = sub.add_parser("simulator", help="serve the provider simulator")
@@ -484,6 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("request_id")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(func=cmd_status)
+
+    secret = sub.add_parser(
+        "webhook-secret",
+        help="print the secret a workspace's webhook receiver verifies signatures with",
+        description="Print the workspace's webhook signing secret (whsec_..., Standard "
+        "Webhooks), derived from OTPFLOW_SECRET: give it to the workspace's receiver. It "
+        "changes when OTPFLOW_SECRET does.",
+    )
+    secret.add_argument("--workspace", required=True, help="the workspace (x-workspace-id)")
+    secret.set_defaults(func=cmd_webhook_secret)
 
     demo = sub.add_parser("demo", help="run everything locally: SMS fails, WhatsApp delivers")
     demo.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 from rich.console import Console
 
 from otpflow.flow.store import FlowView, StepView
@@ -51,7 +52,7 @@ def otpflow(
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
     base |= {
         "OTPFLOW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "OTPFLOW_SECRET": "cli-test-secret-value",
+        "OTPFLOW_SECRET": "cli-test-secret-value-0123456789abcdef",
         "OTPFLOW_API_KEYS": "a:b",
         "COLUMNS": "80",
         "NO_COLOR": "1",
@@ -305,6 +306,81 @@ def test_the_worker_warns_about_development_defaults_as_the_api_does() -> None:
     assert worker[1].startswith("WARNING OTPFLOW_API_KEYS is not set")
     # not as Python warnings, with a file, a line number and a line of source
     assert not any("InsecureDefaultWarning" in line or ".py:" in line for line in worker)
+
+
+def serve_api(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``otpflow api <args>`` up to where it would serve: uvicorn is stubbed out to print the
+    host it was asked for on stdout."""
+    script = "\n".join(
+        [
+            "import sys, uvicorn",
+            "uvicorn.run = lambda app, host, **kwargs: print('serving on', host)",
+            "from otpflow.worker import cli",
+            f"sys.exit(cli.main(['api', *{list(args)!r}]))",
+        ]
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTPFLOW_")}
+    base |= {"OTPFLOW_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "COLUMNS": "80"}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+OWN_SECRET = {"OTPFLOW_SECRET": "a-secret-of-this-deployment-0123456789"}
+OWN_KEYS = {"OTPFLOW_API_KEYS": "acme:k-0123456789abcdef"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "api.example"])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "OTPFLOW_SECRET and OTPFLOW_API_KEYS"),
+        (OWN_KEYS, "OTPFLOW_SECRET"),
+        (OWN_SECRET, "OTPFLOW_API_KEYS"),
+    ],
+)
+def test_the_api_refuses_a_reachable_address_with_development_secrets(
+    host: str, env: dict[str, str], named: str
+) -> None:
+    result = serve_api("--host", host, env=env)
+    line = one_error_line(result, 2, f"refusing to serve on {host}", named, "127.0.0.1")
+    assert "--allow-development-secrets" in line
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_the_api_serves_loopback_with_development_secrets_and_warns(host: str) -> None:
+    result = serve_api("--host", host)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"serving on {host}\n"
+    assert [line.split(" is not set")[0] for line in result.stderr.splitlines()] == [
+        "WARNING OTPFLOW_SECRET",
+        "WARNING OTPFLOW_API_KEYS",
+    ]
+
+
+def test_the_api_serves_a_reachable_address_with_its_own_secrets() -> None:
+    result = serve_api("--host", "0.0.0.0", env=OWN_SECRET | OWN_KEYS)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "serving on 0.0.0.0\n", "")
+
+
+def test_a_local_container_may_serve_development_secrets_when_it_says_so() -> None:
+    result = serve_api("--host", "0.0.0.0", "--allow-development-secrets")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "serving on 0.0.0.0\n"
+    assert len(result.stderr.splitlines()) == 2, "still warned about, as on loopback"
+
+
+def test_the_compose_api_says_it_serves_development_secrets_on_purpose() -> None:
+    """The stack's API listens on 0.0.0.0 in its container and starts with the compose
+    file's development defaults, so its command carries the override (README says so)."""
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    command = compose["services"]["api"]["command"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert "--allow-development-secrets" in command
 
 
 # -- the edge: which exceptions become one line -------------------------------------------------
