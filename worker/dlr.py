@@ -39,7 +39,14 @@ class DlrIntake:
         token = token or reports[0].token
         if not token:
             raise BadToken("the report carries no callback token")
-        flow_id, step = read_dlr_token(self._secret, provider_name, token)
+        try:
+            flow_id, step = read_dlr_token(self._secret, provider_name, token)
+        except BadToken:
+            raise
+        except ValueError as exc:
+            # a step int() cannot read (thousands of digits, a superscript digit) is a
+            # malformed token like any other, not a server error
+            raise BadToken("malformed DLR token") from exc
         for report in reports:
             outcome = self._store.record_dlr(
                 flow_id, step, report.status, provider_name, report.message_id
