@@ -91,6 +91,11 @@ class Limits(BaseModel):
     """Abuse limits: flows per recipient, API requests per workspace."""
 
     recipient_flows: int = Field(default=5, ge=1, description="flows per recipient per window")
+    recipient_messages: int = Field(
+        default=10,
+        ge=1,
+        description="messages per recipient per window; a flow counts one per step to it",
+    )
     recipient_window_seconds: int = Field(default=600, ge=1)
     workspace_rps: int = Field(default=100, ge=1, description="API requests per second")
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
+import phonenumbers
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -40,6 +42,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_STEPS = 10
 MAX_TIMEOUT_SECONDS = 300
@@ -67,11 +70,45 @@ PATTERN_MESSAGES = {
     CODE_PATTERN: "must be 4 to 10 digits, or {{code}} for a code OTPflow makes",
 }
 
+
+def _valid_phone_number(value: str) -> str:
+    # the digits must make a real number once read with their country code: "9800000001" is
+    # not India's 98000 00001 without its 91, and would dodge that number's limits
+    try:
+        number = phonenumbers.parse("+" + value)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise PydanticCustomError(
+            "phone_number",
+            "is not a valid phone number: the country code, then the number "
+            "(digits only, e.g. 919876543210)",
+        )
+    return value
+
+
 PhoneNumber = Annotated[
     str,
     StringConstraints(pattern=PHONE_PATTERN),
+    AfterValidator(_valid_phone_number),
     Field(description="Country code and number, digits only, no '+' (seed 001): 919876543210."),
 ]
+
+
+def phone_limit_key(recipient: str) -> str:
+    """A valid recipient number in E.164 (``+919876543210``), as abuse limits count it."""
+    number = phonenumbers.parse("+" + recipient)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email_limit_key(address: str) -> str:
+    """An email address as abuse limits count it: case folded, and without a ``+tag`` in the
+    local part, so ``Victim+1@Example.org`` counts as ``victim@example.org``. For the limits
+    only: the message still goes to the address as given."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}".casefold()
+
+
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PostBackData = Annotated[str, StringConstraints(max_length=256)]
@@ -87,6 +124,11 @@ class Payload(BaseModel):
     def address(self) -> str:
         """Where the message goes: a phone number, or an email address."""
 
+    @property
+    @abstractmethod
+    def limit_key(self) -> str:
+        """The recipient as per-recipient limits count it: one person, however written."""
+
     def text_fields(self) -> list[str]:
         """Message text in this payload, so tests and log checks know what must never leak."""
         return []
@@ -100,6 +142,10 @@ class PhonePayload(Payload):
     @property
     def address(self) -> str:
         return self.recipient
+
+    @property
+    def limit_key(self) -> str:
+        return phone_limit_key(self.recipient)
 
 
 class SmsPayload(PhonePayload):
@@ -289,6 +335,10 @@ class EmailPayload(Payload):
     @property
     def address(self) -> str:
         return self.to
+
+    @property
+    def limit_key(self) -> str:
+        return email_limit_key(self.to)
 
     @model_validator(mode="after")
     def _text_or_html(self) -> EmailPayload:
@@ -535,6 +585,11 @@ class FlowRequest:
     def addresses(self) -> set[str]:
         """Every phone number and email address the flow sends to."""
         return {step.data.address for step in self.steps}
+
+    def messages_per_recipient(self) -> dict[str, int]:
+        """How many messages the flow may send each recipient (one per step to it), by the
+        recipient's :attr:`Payload.limit_key`."""
+        return dict(Counter(step.data.limit_key for step in self.steps))
 
 
 def _code_length(raw: Any, envelope: FlowEnvelope | None) -> int | None:

@@ -431,25 +431,51 @@ redis.call('EXPIRE', TIMERS_KEY, ttl)
 """
 
 _ADMIT = """
--- Abuse limits for a new flow, checked and taken in one step. KEYS: per address a rate key
--- and an active key. ARGV: flow id, window s, max flows per window, allow concurrent, ttl.
+-- Abuse limits for a new flow, checked and taken in one step. KEYS: per recipient its rate
+-- key (its flows in the window, scored by start time), its active key and its messages key
+-- (flow id -> messages that flow may send it). ARGV: flow id, window s, max flows per window,
+-- allow concurrent, ttl, max messages per window, then per recipient this flow's messages.
+-- A flow's messages count while the flow is in the rate key: a flow released from it (never
+-- accepted) or out of the window frees them too.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local window, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, #KEYS, 2 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[i]) >= limit then
-    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    return {'rate_limited', tostring(math.max(1, math.ceil(tonumber(oldest[2]) + window - now)))}
+local window, limit, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local function wait_until(started)
+  return tostring(math.max(1, math.ceil(tonumber(started) + window - now)))
+end
+for i = 1, #KEYS, 3 do
+  local rate, messages = KEYS[i], KEYS[i + 2]
+  local wanted = tonumber(ARGV[6 + (i + 2) / 3])
+  if wanted > budget then return {'too_many_messages', tostring(budget)} end
+  redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - window)
+  local flows = redis.call('ZRANGE', rate, 0, -1, 'WITHSCORES')
+  if #flows / 2 >= limit then return {'rate_limited', wait_until(flows[2])} end
+  local counts, sent = {}, 0
+  for j = 1, #flows, 2 do
+    counts[j] = tonumber(redis.call('HGET', messages, flows[j]) or '1')
+    sent = sent + counts[j]
+  end
+  if sent + wanted > budget then
+    -- the wait: until enough of the oldest flows leave the window
+    for j = 1, #flows, 2 do
+      sent = sent - counts[j]
+      if sent + wanted <= budget then return {'message_limited', wait_until(flows[j + 1])} end
+    end
   end
   if ARGV[4] ~= '1' then
     local other = redis.call('GET', KEYS[i + 1])
     if other then return {'active', other} end
   end
 end
-for i = 1, #KEYS, 2 do
-  redis.call('ZADD', KEYS[i], now, ARGV[1])
-  redis.call('EXPIRE', KEYS[i], math.ceil(window))
+for i = 1, #KEYS, 3 do
+  local rate, messages = KEYS[i], KEYS[i + 2]
+  redis.call('ZADD', rate, now, ARGV[1])
+  redis.call('EXPIRE', rate, math.ceil(window))
+  for _, other in ipairs(redis.call('HKEYS', messages)) do
+    if not redis.call('ZSCORE', rate, other) then redis.call('HDEL', messages, other) end
+  end
+  redis.call('HSET', messages, ARGV[1], ARGV[6 + (i + 2) / 3])
+  redis.call('EXPIRE', messages, math.ceil(window))
   if ARGV[4] ~= '1' then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', tonumber(ARGV[5])) end
 end
 return {'ok', ''}
@@ -727,30 +753,43 @@ class FlowStore:
         self,
         flow_id: str,
         workspace: str,
-        addresses: set[str],
+        recipients: dict[str, int],
         limits: Limits,
         allow_concurrent: bool,
         active_ttl: int,
     ) -> tuple[Outcome, tuple[str, ...]]:
-        """Check and take the abuse limits of a new flow for every recipient at once:
-        ``ok``, ``rate_limited`` (detail: seconds to wait) or ``active`` (detail: the flow
-        already running for a recipient). Returns the active markers it set."""
-        pairs = [
-            (keys.recipient_rate(workspace, address), keys.active(workspace, address))
-            for address in sorted(addresses)
+        """Check and take the abuse limits of a new flow for every recipient at once.
+
+        ``recipients`` maps each recipient (its limit key, see ``Payload.limit_key``; the
+        same keys go to :meth:`release`) to the messages the flow may send it. Outcomes:
+        ``ok``; ``rate_limited`` (too many flows) or ``message_limited`` (too many messages),
+        detail: seconds to wait; ``too_many_messages`` (more than a window allows, however
+        long one waits; detail: that maximum); ``active`` (detail: the flow already running
+        for a recipient). Returns the active markers it set."""
+        ordered = sorted(recipients)
+        triples = [
+            (
+                keys.recipient_rate(workspace, address),
+                keys.active(workspace, address),
+                # beside the rate key, and gone with it: messages of each flow counted there
+                keys.recipient_rate(workspace, address) + ":messages",
+            )
+            for address in ordered
         ]
         raw = self._admit(
-            keys=[key for pair in pairs for key in pair],
+            keys=[key for triple in triples for key in triple],
             args=[
                 flow_id,
                 limits.recipient_window_seconds,
                 limits.recipient_flows,
                 int(allow_concurrent),
                 active_ttl,
+                limits.recipient_messages,
+                *(recipients[address] for address in ordered),
             ],
         )
         kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
-        taken = () if allow_concurrent or kind != "ok" else tuple(active for _, active in pairs)
+        taken = () if allow_concurrent or kind != "ok" else tuple(t[1] for t in triples)
         return Outcome(kind, detail), taken
 
     def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:

@@ -192,14 +192,10 @@ class OtpflowClient:
         self, flow: FlowRequest, workspace: str, idempotency: tuple[str, str] | None = None
     ) -> str:
         flow_id = str(uuid.uuid4())
-        addresses = flow.addresses()
+        # limits count a recipient however it is written (E.164, folded email address)
+        recipients = flow.messages_per_recipient()
+        addresses = set(recipients)
         limits = self.settings.limits
-        admitted, active = self.store.admit(
-            flow_id, workspace, addresses, limits, flow.allow_concurrent, self._active_ttl(flow)
-        )
-        if admitted.kind == "rate_limited":
-            raise RateLimited(
-                f"at most {limits.recipient_flows} flows per recipient every "
         if flow.otp is not None:
             wait = self.store.verify_blocked(workspace, addresses, limits)
             if wait is not None:
@@ -208,7 +204,27 @@ class OtpflowClient:
                     f"every {limits.verify_failure_window_seconds} s",
                     retry_after=wait,
                 )
-                f"{limits.recipient_window_seconds} s",
+        admitted, active = self.store.admit(
+            flow_id, workspace, recipients, limits, flow.allow_concurrent, self._active_ttl(flow)
+        )
+        if admitted.kind == "too_many_messages":
+            raise InvalidRequest(
+                [
+                    FieldError(
+                        "messages",
+                        f"sends more than {admitted.detail} messages to one recipient, the most "
+                        f"one recipient may get every {limits.recipient_window_seconds} s",
+                    )
+                ]
+            )
+        if admitted.kind in ("rate_limited", "message_limited"):
+            counted = (
+                f"{limits.recipient_flows} flows"
+                if admitted.kind == "rate_limited"
+                else f"{limits.recipient_messages} messages (one per step)"
+            )
+            raise RateLimited(
+                f"at most {counted} per recipient every {limits.recipient_window_seconds} s",
                 retry_after=int(admitted.detail),
             )
         if admitted.kind == "active":

@@ -591,3 +591,32 @@ def test_an_email_subject_is_one_line_without_control_characters(breaker: str) -
     assert error.path == f"{D}.subject"
     assert "one line" in error.message and breaker not in str(caught.value)
     FlowRequest.parse(request("email", "", with_("email", "", subject="Ваш код — 4821 ✓")))
+
+
+@pytest.mark.parametrize("number", ["9800000001", "15550000000", "999123456789", "10000000000"])
+def test_a_phone_number_must_be_a_real_number_with_its_country_code(number: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request("sms", "", sms_with("Code 4821") | {"recipient": number}))
+    [error] = caught.value.errors
+    assert error.path == f"{D}.recipient"
+    assert error.message == (
+        "is not a valid phone number: the country code, then the number "
+        "(digits only, e.g. 919876543210)"
+    )
+    assert number not in str(caught.value)
+
+
+def test_limits_count_a_recipient_however_it_is_written() -> None:
+    flow = FlowRequest.parse(
+        {
+            "messages": [
+                {"channel": "sms", "timeout": 0, "data": sms_with("Code 1")},
+                {"channel": "voice", "timeout": 0, "data": {"recipient": PHONE, "message": "1"}},
+                {"channel": "email", "timeout": 0, "data": with_("email", "", to="Ana+otp@X.org")},
+                {"channel": "email", "timeout": 0, "data": with_("email", "", to="ANA@x.ORG")},
+            ]
+        }
+    )
+    assert flow.messages_per_recipient() == {"+919876543210": 2, "ana@x.org": 2}
+    # the messages still go where the caller said (the domain, case-insensitive, in lowercase)
+    assert flow.addresses() == {PHONE, "Ana+otp@x.org", "ANA@x.org"}

@@ -11,7 +11,13 @@ from kombu.exceptions import OperationalError
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.models import InvalidRequest
-from otpflow.producers import OtpflowClient, RateLimited, ServiceUnavailable, verify_reply
+from otpflow.producers import (
+    Conflict,
+    OtpflowClient,
+    RateLimited,
+    ServiceUnavailable,
+    verify_reply,
+)
 from otpflow.producers.client import IDEMPOTENCY_PENDING_SECONDS
 
 SMS = {
@@ -171,3 +177,98 @@ def test_something_that_is_no_code_is_refused_without_spending_an_attempt(
         otp.verify(flow_id, typed)
     assert [error.path for error in caught.value.errors] == ["code"]
     assert redis_client.hget(keys.flow(flow_id), "otp_attempts_left") == b"3"
+
+
+def limited_client(redis_client: redis.Redis, **limits: int) -> OtpflowClient:
+    settings = Settings(broker_url="memory://", routes={"sms": "zixflow"}, limits=limits)
+    return OtpflowClient(settings, redis_client=redis_client)
+
+
+def sms_to(recipient: str) -> dict[str, Any]:
+    return SMS | {"data": SMS["data"] | {"recipient": recipient}}
+
+
+def email_to(address: str) -> dict[str, Any]:
+    data = {"to": address, "from": "otp@acme.example.org", "subject": "Code", "text": "Code 1"}
+    return {"channel": "email", "timeout": 5, "messageType": "", "data": data}
+
+
+def test_a_number_without_its_country_code_is_refused_not_counted_apart(
+    redis_client: redis.Redis,
+) -> None:
+    otp = limited_client(redis_client, recipient_flows=1)
+    otp.send({"messages": [sms_to("919800000001")], "allowConcurrent": True})
+    with pytest.raises(RateLimited):
+        otp.send({"messages": [sms_to("919800000001")], "allowConcurrent": True})
+    # the same phone without its 91 once went through as another recipient
+    with pytest.raises(InvalidRequest) as caught:
+        otp.send({"messages": [sms_to("9800000001")], "allowConcurrent": True})
+    [error] = caught.value.errors
+    assert error.path == "messages.0.data.recipient"
+    assert "valid phone number" in error.message and "9800000001" not in error.message
+
+
+@pytest.mark.parametrize(
+    "other", ["Victim@Example.org", "VICTIM@example.org", "victim+1@example.org"]
+)
+def test_an_email_address_is_limited_however_it_is_written(
+    redis_client: redis.Redis, other: str
+) -> None:
+    otp = limited_client(redis_client, recipient_flows=1)
+    otp.send({"messages": [email_to("victim@example.org")], "allowConcurrent": True})
+    with pytest.raises(RateLimited):
+        otp.send({"messages": [email_to(other)], "allowConcurrent": True})
+
+
+def test_a_running_flow_holds_its_recipient_however_the_address_is_written(
+    redis_client: redis.Redis,
+) -> None:
+    otp = limited_client(redis_client)
+    otp.send({"messages": [email_to("victim@example.org")]})
+    with pytest.raises(Conflict):
+        otp.send({"messages": [email_to("Victim+otp@EXAMPLE.org")]})
+
+
+def test_each_step_to_a_recipient_counts_against_its_message_budget(
+    redis_client: redis.Redis,
+) -> None:
+    otp = limited_client(redis_client, recipient_flows=5, recipient_messages=10)
+    otp.send({"messages": [sms_to("919800000001")] * 10, "allowConcurrent": True})
+    with pytest.raises(RateLimited) as caught:
+        otp.send({"messages": [sms_to("919800000001")], "allowConcurrent": True})
+    assert "10 messages" in str(caught.value)
+    assert 590 <= caught.value.retry_after <= 600
+    otp.send({"messages": [sms_to("919800000002")], "allowConcurrent": True})  # another person
+
+
+def test_the_message_budget_waits_for_the_oldest_flows_that_free_enough(
+    redis_client: redis.Redis,
+) -> None:
+    otp = limited_client(redis_client, recipient_flows=5, recipient_messages=4)
+    otp.send({"messages": [sms_to("919800000001")] * 2, "allowConcurrent": True})
+    otp.send({"messages": [sms_to("919800000001")] * 2, "allowConcurrent": True})
+    with pytest.raises(RateLimited) as caught:
+        otp.send({"messages": [sms_to("919800000001")] * 3, "allowConcurrent": True})
+    assert 590 <= caught.value.retry_after <= 600
+
+
+def test_a_flow_with_more_steps_than_a_window_allows_is_a_bad_request(
+    redis_client: redis.Redis,
+) -> None:
+    otp = limited_client(redis_client, recipient_messages=3)
+    with pytest.raises(InvalidRequest) as caught:
+        otp.send({"messages": [sms_to("919800000001")] * 4})
+    [error] = caught.value.errors
+    assert error.path == "messages" and "3 messages" in error.message
+    assert redis_client.keys("otpflow:*") == []
+
+
+def test_a_flow_that_was_never_accepted_gives_its_messages_back(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = limited_client(redis_client, recipient_messages=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(otp.celery, "send_task", broker_down)
+        with pytest.raises(ServiceUnavailable):
+            otp.send({"messages": [sms_to("919800000001")] * 3})
+    otp.send({"messages": [sms_to("919800000001")] * 3})
