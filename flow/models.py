@@ -242,18 +242,50 @@ class Interactive(_Strict):
     action: InteractiveAction
 
 
+def _interactive_texts(interactive: Interactive) -> list[str]:
+    texts = [interactive.body.text]
+    if interactive.header and interactive.header.text:
+        texts.append(interactive.header.text)
+    if interactive.footer:
+        texts.append(interactive.footer.text)
+    return texts
+
+
 class WhatsAppInteractivePayload(WhatsAppBase):
     """Reply buttons (seed 004's interactive object, sent through the Zixflow ingest API)."""
 
     interactive: Interactive
 
     def text_fields(self) -> list[str]:
-        texts = [self.interactive.body.text]
-        if self.interactive.header and self.interactive.header.text:
-            texts.append(self.interactive.header.text)
-        if self.interactive.footer:
-            texts.append(self.interactive.footer.text)
-        return texts
+        return _interactive_texts(self.interactive)
+
+
+class WhatsAppCampaignInteractivePayload(Payload):
+    """Reply buttons in seed 004's own body (Zixflow's campaign API), field names as the seed
+    spells them: ``to, phoneId, type, interactive, source, linkWithRecord, submissionStatus``.
+
+    That API takes no callback URL: no delivery report comes, so a step sent this way ends by
+    its timeout (SPEC). The ingest shape (:class:`WhatsAppInteractivePayload`) reports.
+    """
+
+    to: PhoneNumber
+    phone_id: ShortText = Field(alias="phoneId")
+    type: Literal["interactive"] = "interactive"
+    interactive: Interactive
+    source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "API"
+    link_with_record: bool = Field(default=False, alias="linkWithRecord")
+    submission_status: bool = Field(default=False, alias="submissionStatus")
+
+    @property
+    def address(self) -> str:
+        return self.to
+
+    @property
+    def limit_key(self) -> str:
+        return phone_limit_key(self.to)
+
+    def text_fields(self) -> list[str]:
+        return _interactive_texts(self.interactive)
 
 
 class RcsBase(PhonePayload):
@@ -407,6 +439,11 @@ PAYLOADS: dict[tuple[str, str], type[Payload]] = {
     ("voice", ""): VoicePayload,
     ("telegram", ""): TelegramPayload,
     ("viber", ""): ViberPayload,
+}
+# A message type whose provider API takes a second body shape: (channel, messageType) -> the
+# other payload models, picked by the fields the data holds (see _shape_of).
+OTHER_SHAPES: dict[tuple[str, str], tuple[type[Payload], ...]] = {
+    ("whatsapp", "interactive"): (WhatsAppCampaignInteractivePayload,),
 }
 Channel = Literal["sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
@@ -627,6 +664,7 @@ def _parse_step(
         return None
     if not isinstance(data, Mapping):
         return None
+    model = _shape_of(model, OTHER_SHAPES.get((channel, message_type), ()), data)
     try:
         payload = model.model_validate(dict(data))
     except ValidationError as exc:
@@ -638,6 +676,21 @@ def _parse_step(
     if not isinstance(timeout, int) or isinstance(timeout, bool):
         return None
     return Step(channel=channel, timeout=timeout, message_type=message_type, data=payload)
+
+
+def _shape_of(
+    main: type[Payload], others: tuple[type[Payload], ...], data: Mapping[str, Any]
+) -> type[Payload]:
+    """The payload model for ``data``: the main one if its fields could be the main one's,
+    else another shape whose fields they all are, else the main one (which names what is
+    wrong)."""
+
+    def fits(model: type[Payload]) -> bool:
+        return set(data) <= {info.alias or name for name, info in model.model_fields.items()}
+
+    if fits(main):
+        return main
+    return next((model for model in others if fits(model)), main)
 
 
 def _fits_the_code(

@@ -620,3 +620,53 @@ def test_limits_count_a_recipient_however_it_is_written() -> None:
     assert flow.messages_per_recipient() == {"+919876543210": 2, "ana@x.org": 2}
     # the messages still go where the caller said (the domain, case-insensitive, in lowercase)
     assert flow.addresses() == {PHONE, "Ana+otp@x.org", "ANA@x.org"}
+
+
+SEED_004_BODY = {
+    "to": PHONE,
+    "phoneId": "1029384756",
+    "type": "interactive",
+    "interactive": {
+        "type": "button",
+        "body": {"text": "Code 4821"},
+        "action": {"buttons": [{"type": "reply", "reply": {"id": "ok", "title": "Got it"}}]},
+    },
+    "source": "API",
+    "linkWithRecord": True,
+    "submissionStatus": False,
+}
+
+
+def test_the_seed_004_whatsapp_body_is_accepted_as_it_stands() -> None:
+    parsed = FlowRequest.parse(request("whatsapp", "interactive", SEED_004_BODY))
+    payload = parsed.steps[0].data
+    assert payload.address == PHONE and payload.text_fields() == ["Code 4821"]
+    assert parsed.messages_per_recipient() == {"+919876543210": 1}
+    assert parsed.to_json_dict()["messages"][0]["data"] == SEED_004_BODY
+    assert FlowRequest.parse(parsed.to_json_dict()) == parsed
+    # the ingest field names still work beside it
+    ingest = {"recipient": PHONE, "phone_id": "p1", "interactive": SEED_004_BODY["interactive"]}
+    FlowRequest.parse(request("whatsapp", "interactive", ingest))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"to": "9800000001"}, "to"),
+        ({"type": "template"}, "type"),
+        ({"linkWithRecord": "yes"}, "linkWithRecord"),
+        ({"phoneId": ""}, "phoneId"),
+    ],
+)
+def test_a_bad_seed_004_body_names_the_field(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request("whatsapp", "interactive", SEED_004_BODY | changes))
+    assert [error.path for error in caught.value.errors] == [f"{D}.{field}"]
+
+
+def test_the_two_whatsapp_shapes_do_not_mix() -> None:
+    mixed = SEED_004_BODY | {"recipient": PHONE}
+    with pytest.raises(InvalidRequest) as caught:
+        FlowRequest.parse(request("whatsapp", "interactive", mixed))
+    paths = {error.path for error in caught.value.errors}
+    assert f"{D}.to" in paths and f"{D}.phone_id" in paths  # told in the ingest names

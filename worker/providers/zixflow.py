@@ -7,10 +7,14 @@ The RCS and email paths are not in the seeds; OTPflow uses ``/api/ingest/rcs/v1/
 
 Postback (SPEC): ``workspace_id, type, message_id, request_id, channel, recipient, status,
 remark, status_at, post_back_data``. The send reply's ``request_id`` is the message id we keep.
+
+Seed 004's own WhatsApp body (``to, phoneId, type, interactive, ...``) goes as it stands to its
+campaign API, ``/api/v1/campaign/whatsapp/message/send``, which takes no callback URL.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -25,6 +29,7 @@ from otpflow.flow.models import (
     RcsTextPayload,
     SmsPayload,
     Step,
+    WhatsAppCampaignInteractivePayload,
     WhatsAppCustomPayload,
     WhatsAppInteractivePayload,
     WhatsAppTemplatePayload,
@@ -40,6 +45,8 @@ WHATSAPP_INTERACTIVE_PATH = "/api/ingest/whatsapp/v1/message/interactive/reply-b
 WHATSAPP_TEXT_PATH = "/api/ingest/whatsapp/v1/message/text/send"
 RCS_PATH = "/api/ingest/rcs/v1/message/send"
 EMAIL_PATH = "/api/ingest/email/v1/send"
+# seed 004's campaign API: no callback URL, and a {status, message} reply without an id
+WHATSAPP_CAMPAIGN_PATH = "/api/v1/campaign/whatsapp/message/send"
 
 # Zixflow postback statuses -> the normalised set.
 STATUS_MAP: dict[str, DlrStatus] = {
@@ -71,9 +78,20 @@ class ZixflowProvider:
 
     def send(self, step: Step, callback: Callback) -> str:
         path, body = self.render(step, callback)
+        campaign = isinstance(step.data, WhatsAppCampaignInteractivePayload)
+        reader = self.campaign_message_id if campaign else self.message_id
         return send_json(
-            self._client, self.name, self._base_url + path, body, self._headers, self.message_id
+            self._client, self.name, self._base_url + path, body, self._headers, reader
         )
+
+    def campaign_message_id(self, reply: dict[str, Any]) -> object:
+        """Seed 004's reply is ``{status, message}``: ``status: false`` is the refusal. It
+        names no message and no report ever follows, so the id kept is one made here."""
+        if reply["status"] is False:
+            raise ProviderRejected(self.name, mask(str(reply.get("message", "")))[:200])
+        if reply["status"] is not True:
+            raise ValueError("status is neither true nor false")
+        return f"campaign-{uuid.uuid4()}"
 
     def message_id(self, reply: dict[str, Any]) -> object:
         """The send reply's ``request_id``; ``success: false`` is the provider's refusal."""
@@ -117,6 +135,10 @@ class ZixflowProvider:
                 "interactive": data.interactive.model_dump(mode="json", exclude_none=True),
             }
             return WHATSAPP_INTERACTIVE_PATH, body | post_back
+        if isinstance(data, WhatsAppCampaignInteractivePayload):
+            # the seed's own body, as it stands (its API takes no post_back_url)
+            body = data.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return WHATSAPP_CAMPAIGN_PATH, body
         if isinstance(data, WhatsAppCustomPayload):
             body = {
                 "recipient": data.recipient,
