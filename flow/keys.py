@@ -42,6 +42,12 @@ def recipient_rate(workspace: str, address: str) -> str:
     return f"{PREFIX}:limit:recipient:{workspace}:{_digest(address)}"
 
 
+def recipient_messages(workspace: str, address: str) -> str:
+    """Hash: flow id -> messages that flow may send one recipient, for the flows in its
+    :func:`recipient_rate` window (expires with it)."""
+    return recipient_rate(workspace, address) + ":messages"
+
+
 def active(workspace: str, address: str) -> str:
     """String: the flow running for one recipient (expires when the flow must have ended)."""
     return f"{PREFIX}:active:{workspace}:{_digest(address)}"

@@ -771,8 +771,7 @@ class FlowStore:
             (
                 keys.recipient_rate(workspace, address),
                 keys.active(workspace, address),
-                # beside the rate key, and gone with it: messages of each flow counted there
-                keys.recipient_rate(workspace, address) + ":messages",
+                keys.recipient_messages(workspace, address),
             )
             for address in ordered
         ]
@@ -797,6 +796,7 @@ class FlowStore:
         pipe = self.redis.pipeline(transaction=False)
         for address in addresses:
             pipe.zrem(keys.recipient_rate(workspace, address), flow_id)
+            pipe.hdel(keys.recipient_messages(workspace, address), flow_id)
             active = keys.active(workspace, address)
             pipe.eval(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
