@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator, 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "otpflow-development-secret-change-me"
+# an HMAC key shorter than its hash's output is weaker than it looks (RFC 2104)
+MIN_SECRET_BYTES = 32
 # the development key serves the demo's workspace and the producers' default one
 DEV_API_KEYS = "demo:demo-key,default:demo-key"
 
@@ -98,12 +100,12 @@ class Limits(BaseModel):
     )
     recipient_window_seconds: int = Field(default=600, ge=1)
     workspace_rps: int = Field(default=100, ge=1, description="API requests per second")
-
-
     verify_failures: int = Field(
         default=10, ge=1, description="wrong codes per recipient per window, across flows"
     )
     verify_failure_window_seconds: int = Field(default=3600, ge=1)
+
+
 class ProvidersSettings(BaseModel):
     zixflow: ZixflowSettings = ZixflowSettings()
     messageflow: MessageFlowSettings = MessageFlowSettings()
@@ -163,7 +165,13 @@ class Settings(BaseSettings):
     )
     secret: SecretStr = Field(
         default=SecretStr(DEV_SECRET),
-        description="HMAC key for DLR callback tokens and webhook signatures.",
+        description="Master secret (at least 32 bytes): the keys of DLR callback tokens and "
+        "of each workspace's webhook signatures are derived from it.",
+    )
+    previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Secrets OTPFLOW_SECRET replaced, comma separated: DLR callback tokens "
+        "made with them are still accepted while the flows they belong to run (rotation).",
     )
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: _parse_api_keys(DEV_API_KEYS),
@@ -194,7 +202,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of one provider HTTP request."
     )
     webhook_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Timeout of one webhook POST."
+        default=5.0, gt=0, description="The whole time one webhook POST may take."
     )
     webhook_max_attempts: int = Field(
         default=6, ge=1, description="Attempts for a switch webhook before giving up."
@@ -226,11 +234,27 @@ class Settings(BaseSettings):
 
     @field_validator("secret")
     @classmethod
-    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
-        # an empty HMAC key would let anyone forge DLR tokens and webhook signatures
-        if not value.get_secret_value().strip():
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        # an empty or short HMAC key would let anyone forge DLR tokens and webhook signatures
+        secret = value.get_secret_value()
+        if not secret.strip():
             raise ValueError("must not be empty: set a long random string")
+        if secret != DEV_SECRET and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_BYTES} bytes: set a long random string "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return value
+
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _split_previous_secrets(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def verification_secrets(self) -> list[str]:
+        """The secrets DLR callback tokens are accepted with: the current one first."""
+        return [s.get_secret_value() for s in (self.secret, *self.previous_secrets)]
 
     @field_validator("api_keys", mode="before")
     @classmethod

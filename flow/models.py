@@ -40,9 +40,12 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from otpflow.flow.destinations import DestinationRefused, refuse_obviously_private
 
 MAX_STEPS = 10
 MAX_TIMEOUT_SECONDS = 300
@@ -110,6 +113,24 @@ def email_limit_key(address: str) -> str:
 
 
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+
+# FlowRequest.parse's validation context: may a caller's URL name a private address?
+ALLOW_PRIVATE_DESTINATIONS = "allow_private_destinations"
+
+
+def _caller_destination(value: str, info: ValidationInfo) -> str:
+    # OTPflow itself calls these URLs: refuse an obviously private host at intake (400), not
+    # only at delivery (otpflow.flow.destinations), unless the intake allows private ones
+    if (info.context or {}).get(ALLOW_PRIVATE_DESTINATIONS, True):
+        return value
+    try:
+        return refuse_obviously_private(value)
+    except DestinationRefused as exc:
+        raise PydanticCustomError("private_destination", str(exc)) from None
+
+
+# a URL OTPflow posts to (webhookurl, post_back_url), as opposed to one a provider fetches
+CallerUrl = Annotated[Url, AfterValidator(_caller_destination)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PostBackData = Annotated[str, StringConstraints(max_length=256)]
 
@@ -157,7 +178,7 @@ class SmsPayload(PhonePayload):
     is_flash: bool = False
     dlt_entity_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     dlt_template_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    post_back_url: Url | None = None
+    post_back_url: CallerUrl | None = None
     post_back_data: PostBackData | None = None
 
     def text_fields(self) -> list[str]:
@@ -166,7 +187,7 @@ class SmsPayload(PhonePayload):
 
 class WhatsAppBase(PhonePayload):
     phone_id: ShortText
-    post_back_url: Url | None = None
+    post_back_url: CallerUrl | None = None
     post_back_data: PostBackData | None = None
 
 
@@ -292,7 +313,7 @@ class RcsBase(PhonePayload):
     """Zixflow RCS (seed 000): fields every RCS message type shares; ``bot_id`` is the agent."""
 
     bot_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    post_back_url: Url | None = None
+    post_back_url: CallerUrl | None = None
     post_back_data: PostBackData | None = None
 
 
@@ -361,7 +382,7 @@ class EmailPayload(Payload):
     text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     html: Annotated[str, StringConstraints(min_length=1, max_length=200_000)] | None = None
     reply_to: EmailStr | None = None
-    post_back_url: Url | None = None
+    post_back_url: CallerUrl | None = None
     post_back_data: PostBackData | None = None
 
     @property
@@ -484,7 +505,7 @@ class FlowEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     messages: Annotated[list[StepEnvelope], Field(min_length=1, max_length=MAX_STEPS)]
-    webhookurl: Url | None = None
+    webhookurl: CallerUrl | None = None
     callbackData: Annotated[str, StringConstraints(max_length=1024)] | None = None
     otp: OtpOptions | None = None
     webhookEvents: list[WebhookEvent] = ["channel_switch"]
@@ -552,12 +573,16 @@ class FlowRequest:
     allow_concurrent: bool = False
 
     @classmethod
-    def parse(cls, raw: Any) -> FlowRequest:
-        """Validate a seed-000 request (a dict as decoded from JSON); raise InvalidRequest."""
+    def parse(cls, raw: Any, *, allow_private_destinations: bool = True) -> FlowRequest:
+        """Validate a seed-000 request (a dict as decoded from JSON); raise InvalidRequest.
+
+        An intake passes ``allow_private_destinations=settings.allow_private_webhooks``; a
+        request read back from the store was checked when it came in."""
+        context = {ALLOW_PRIVATE_DESTINATIONS: allow_private_destinations}
         errors: list[FieldError] = []
         envelope: FlowEnvelope | None = None
         try:
-            envelope = FlowEnvelope.model_validate(raw)
+            envelope = FlowEnvelope.model_validate(raw, context=context)
         except ValidationError as exc:
             errors.extend(_field_errors(exc))
         messages = raw.get("messages") if isinstance(raw, Mapping) else None
@@ -565,7 +590,7 @@ class FlowRequest:
         steps: list[Step] = []
         if isinstance(messages, list):
             for index, message in enumerate(messages[:MAX_STEPS]):
-                step = _parse_step(index, message, errors, code_length)
+                step = _parse_step(index, message, errors, code_length, context)
                 if step is not None:
                     steps.append(step)
         if envelope is not None and envelope.otp is not None:
@@ -639,7 +664,11 @@ def _code_length(raw: Any, envelope: FlowEnvelope | None) -> int | None:
 
 
 def _parse_step(
-    index: int, message: Any, errors: list[FieldError], code_length: int | None
+    index: int,
+    message: Any,
+    errors: list[FieldError],
+    code_length: int | None,
+    context: dict[str, Any] | None = None,
 ) -> Step | None:
     if not isinstance(message, Mapping):
         return None  # the envelope pass already reported it
@@ -666,7 +695,7 @@ def _parse_step(
         return None
     model = _shape_of(model, OTHER_SHAPES.get((channel, message_type), ()), data)
     try:
-        payload = model.model_validate(dict(data))
+        payload = model.model_validate(dict(data), context=context)
     except ValidationError as exc:
         errors.extend(_field_errors(exc, prefix=f"messages.{index}.data"))
         return None

@@ -152,7 +152,13 @@ class OtpflowClient:
         ``ServiceUnavailable`` when Redis or the broker is down, after undoing the store. The
         same ``idempotency_key`` with the same request returns the same id for 24 h.
         """
-        flow = request if isinstance(request, FlowRequest) else FlowRequest.parse(request)
+        flow = (
+            request
+            if isinstance(request, FlowRequest)
+            else FlowRequest.parse(
+                request, allow_private_destinations=self.settings.allow_private_webhooks
+            )
+        )
         self._check_routes(flow)
         try:
             idempotency = None

@@ -415,6 +415,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    from otpflow.worker.signing import webhook_secret
+
+    # the receiver's key, derived from OTPFLOW_SECRET: it opens this workspace's webhooks only
+    print(webhook_secret(_settings().secret.get_secret_value(), args.workspace))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from otpflow.worker.demo import run_demo
 
@@ -525,6 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("request_id")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(func=cmd_status)
+
+    secret = sub.add_parser(
+        "webhook-secret",
+        help="print the secret a workspace's webhook receiver verifies signatures with",
+        description="Print the workspace's webhook signing secret (whsec_..., Standard "
+        "Webhooks), derived from OTPFLOW_SECRET: give it to the workspace's receiver. It "
+        "changes when OTPFLOW_SECRET does.",
+    )
+    secret.add_argument("--workspace", required=True, help="the workspace (x-workspace-id)")
+    secret.set_defaults(func=cmd_webhook_secret)
 
     demo = sub.add_parser("demo", help="run everything locally: SMS fails, WhatsApp delivers")
     demo.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")

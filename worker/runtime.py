@@ -16,6 +16,7 @@ from otpflow.flow.metrics import Metrics
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
 from otpflow.worker.signing import dlr_token
+from otpflow.worker.webhooks import webhook_client
 
 # Beyond the budget, the last attempt may still be waiting on its provider.
 SEND_LEASE_SLACK_SECONDS = 1.0
@@ -60,6 +61,13 @@ class Runtime:
             timeout=httpx.Timeout(self.settings.provider_timeout_seconds, connect=3.0),
             follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    @cached_property
+    def webhook_http(self) -> httpx.Client:
+        """The client for callers' URLs: connects only to checked addresses (SSRF)."""
+        return webhook_client(
+            self.settings.allow_private_webhooks, self.settings.webhook_timeout_seconds
         )
 
     @cached_property
@@ -111,5 +119,7 @@ class Runtime:
     def close(self) -> None:
         if "http" in self.__dict__:
             self.http.close()
+        if "webhook_http" in self.__dict__:
+            self.webhook_http.close()
         if "redis" in self.__dict__:
             self.redis.close()

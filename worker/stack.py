@@ -75,7 +75,7 @@ class Stack:
     sim_port: int = field(default_factory=free_port)
     smtp_port: int = field(default_factory=free_port)
     api_keys: str = "demo:demo-key"
-    secret: str = "stack-secret-" + str(os.getpid())
+    secret: str = "stack-secret-of-this-test-stack-" + str(os.getpid())
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)

@@ -2,27 +2,38 @@
 
 Switch body: ``event, request_id, callbackData, from{index, channel, provider, status, reason},
 to{index, channel}, timestamp``. A relayed report keeps its provider's own format, with the
-caller's ``post_back_data``. Both carry ``X-OTPflow-Signature: t=<unix>,v1=<hex>`` and an
-event id; delivery is retried with jittered exponential backoff, and every outcome lands on the
-flow's timeline.
+caller's ``post_back_data``. Both are signed per Standard Webhooks (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``) with the flow's workspace's webhook secret, and
+carry ``X-OTPflow-Signature`` too; delivery is retried with jittered exponential backoff, and
+every outcome lands on the flow's timeline.
+
+The caller chooses these URLs, so the client that calls them is built for it
+(:func:`webhook_client`): its connections go to exactly the address that was checked against
+:mod:`otpflow.flow.destinations` (no second DNS answer), and each call has a total deadline
+(:func:`deadline`), however slowly the receiver trickles its reply; the reply's body is never
+read.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
+import contextvars
 import json
 import logging
 import random
 import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
-from otpflow.worker.signing import webhook_signature
+from otpflow.flow.destinations import DestinationRefused, is_forbidden, literal_address
+from otpflow.worker.signing import webhook_headers, webhook_secret
 
 if TYPE_CHECKING:
     from otpflow.flow.contract import Tasks
@@ -30,31 +41,140 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("otpflow.webhooks")
 
-SIGNATURE_HEADER = "X-OTPflow-Signature"
-EVENT_ID_HEADER = "X-OTPflow-Event-Id"
+# the deadline (time.monotonic()) of the webhook call running in this thread, if any
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "webhook_deadline", default=None
+)
 
 
 class WebhookRefused(ValueError):
     """The URL may not be called (scheme, or a private address without the setting)."""
 
 
-def check_destination(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to private addresses."""
+def check_destination(url: str) -> None:
+    """Refuse non-http(s) URLs; the addresses are checked when the connection is made."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookRefused("webhook URL must be http(s) with a host")
-    if allow_private:
-        return
+
+
+def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
+    """Resolve ``host`` once; every address it has must be allowed (a host with one private
+    address among public ones is refused: which one a client picks is not ours to guess)."""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise DestinationRefused("webhook host does not resolve") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not allow_private:
+        for address in addresses:
+            ip = literal_address(address.partition("%")[0])  # fe80::1%eth0 has a zone
+            if ip is None or is_forbidden(ip):
+                raise DestinationRefused(
+                    "webhook host resolves to a private address "
+                    "(set OTPFLOW_ALLOW_PRIVATE_WEBHOOKS)"
+                )
+    return addresses
+
+
+def _remaining(timeout: float | None) -> float | None:
+    """``timeout`` cut to what is left of the current call's deadline; a timeout error when
+    nothing is left."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the webhook call's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current call's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        # the certificate is checked for the URL's host name (server_hostname), not the IP
+        return DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class PinnedBackend(httpcore.SyncBackend):
+    """Connects to an address checked by :func:`checked_addresses`, never to a second
+    resolution of the name; TLS and the Host header still use the URL's host name."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self._allow_private = allow_private
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        last: Exception | None = None
+        for address in checked_addresses(host, port, self._allow_private):
+            try:
+                stream = super().connect_tcp(
+                    address, port, _remaining(timeout), local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                last = exc
+                continue
+            return DeadlineStream(stream)
+        raise last or httpcore.ConnectError(f"no address of {host} answered")
+
+
+def webhook_client(
+    allow_private: bool, timeout: float, ssl_context: ssl.SSLContext | None = None
+) -> httpx.Client:
+    """The HTTP client for callers' URLs: pinned to checked addresses, no redirects, the
+    certificates checked against the system's CAs (or ``ssl_context``'s)."""
+    transport = httpx.HTTPTransport()
+    # httpx takes no network backend; its pool is rebuilt with one (the same settings)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl_context or httpx.create_ssl_context(),
+        max_connections=100,
+        max_keepalive_connections=20,
+        network_backend=PinnedBackend(allow_private),
+    )
+    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every connect, read and write inside ends at most ``seconds`` from now, in total."""
+    token = _deadline.set(time.monotonic() + seconds)
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise WebhookRefused("webhook host does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise WebhookRefused(
-                "webhook host resolves to a private address (set OTPFLOW_ALLOW_PRIVATE_WEBHOOKS)"
-            )
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def iso(ts: float) -> str:
@@ -98,6 +218,7 @@ def notify_switch(
         flow_id,
         request.webhook_url,
         body,
+        workspace=view.workspace,
         event_id=f"{flow_id}:switch:{from_step}",
         record={"type": "webhook", "event": "channel_switch", "step": from_step},
         attempt=attempt,
@@ -129,6 +250,7 @@ def notify_terminal(rt: Runtime, enqueue: Tasks, flow_id: str, attempt: int) -> 
         flow_id,
         request.webhook_url,
         body,
+        workspace=view.workspace,
         event_id=f"{flow_id}:terminal",
         record={"type": "webhook", "event": "terminal"},
         attempt=attempt,
@@ -143,7 +265,8 @@ def relay_dlr(
     format, with the caller's ``post_back_data`` in place of OTPflow's callback token."""
     request = rt.store.request_of(flow_id)
     report = rt.store.report(flow_id, index)
-    if request is None or report is None:
+    view = rt.store.get(flow_id)
+    if request is None or report is None or view is None:
         return "missing"
     data = request.steps[step].data
     url = getattr(data, "post_back_url", None)
@@ -156,6 +279,7 @@ def relay_dlr(
         flow_id,
         url,
         body,
+        workspace=view.workspace,
         event_id=f"{flow_id}:dlr:{step}:{index}",
         record={"type": "relay", "step": step, "status": report["status"]},
         attempt=attempt,
@@ -172,12 +296,18 @@ def deliver(
     record: dict[str, Any],
     attempt: int,
     retry: Callable[[float], None],
+    *,
+    workspace: str,
 ) -> str:
-    """POST one signed event to a caller's URL; retry with jittered exponential backoff up to
-    ``OTPFLOW_WEBHOOK_MAX_ATTEMPTS``, and put every outcome on the flow's timeline."""
+    """POST one event, signed with ``workspace``'s webhook secret, to a caller's URL; retry
+    with jittered exponential backoff up to ``OTPFLOW_WEBHOOK_MAX_ATTEMPTS``, and put every
+    outcome on the flow's timeline."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     record = record | {"attempt": attempt}
-    result = _post(rt, flow_id, url, body, event_id, record, attempt, retry)
+    headers = {"Content-Type": "application/json"} | webhook_headers(
+        webhook_secret(rt.secret, workspace), event_id, int(time.time()), body
+    )
+    result = _post(rt, flow_id, url, body, headers, record, attempt, retry)
     rt.metrics.incr("webhook_deliveries", event=record.get("event", record["type"]), result=result)
     return result
 
@@ -187,36 +317,32 @@ def _post(
     flow_id: str,
     url: str,
     body: bytes,
-    event_id: str,
+    headers: dict[str, str],
     record: dict[str, Any],
     attempt: int,
     retry: Callable[[float], None],
 ) -> str:
     try:
-        check_destination(url, rt.settings.allow_private_webhooks)
-        timestamp = int(time.time())
-        response = rt.http.post(
-            url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: webhook_signature(rt.secret, timestamp, body),
-                EVENT_ID_HEADER: event_id,
-            },
-            timeout=rt.settings.webhook_timeout_seconds,
-        )
-    except WebhookRefused as exc:
+        check_destination(url)
+        # the whole call, connect to status line, within one webhook timeout; only the status
+        # is read, the body is left unread and the connection closed with the response
+        with (
+            deadline(rt.settings.webhook_timeout_seconds),
+            rt.webhook_http.stream("POST", url, content=body, headers=headers) as response,
+        ):
+            status = response.status_code
+    except (WebhookRefused, DestinationRefused) as exc:
         rt.store.add_event(flow_id, record | {"result": "refused", "reason": str(exc)})
         return "refused"
+    except httpx.TimeoutException:
+        reason = "timeout"
     except httpx.HTTPError as exc:
         reason = type(exc).__name__
     else:
-        if response.is_success:
-            rt.store.add_event(
-                flow_id, record | {"result": "delivered", "code": response.status_code}
-            )
+        if 200 <= status < 300:
+            rt.store.add_event(flow_id, record | {"result": "delivered", "code": status})
             return "delivered"
-        reason = f"HTTP {response.status_code}"
+        reason = f"HTTP {status}"
     if attempt >= rt.settings.webhook_max_attempts:
         rt.store.add_event(flow_id, record | {"result": "gave_up", "reason": reason})
         return "gave_up"

@@ -54,7 +54,7 @@ def app(flask_system: System) -> Iterator[Flask]:
             "TESTING": True,
             "OTPFLOW_REDIS_URL": flask_system.stack.redis_url,
             "OTPFLOW_BROKER_URL": flask_system.stack.broker_url,
-            "OTPFLOW_SECRET": "flask-example-secret",
+            "OTPFLOW_SECRET": "flask-example-secret-0123456789abcdef",
             "OTPFLOW_LIMITS__RECIPIENT_FLOWS": 3,
         }
     )
@@ -82,7 +82,7 @@ def test_config_keys_become_settings(app: Flask, flask_system: System) -> None:
         assert OTPflow().client is app.extensions["otpflow"].get()  # one per app
     assert settings.redis_url == flask_system.stack.redis_url
     assert settings.broker_url == flask_system.stack.broker_url
-    assert settings.secret.get_secret_value() == "flask-example-secret"
+    assert settings.secret.get_secret_value() == "flask-example-secret-0123456789abcdef"
     assert settings.limits.recipient_flows == 3
 
 

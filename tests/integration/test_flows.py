@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
+from standardwebhooks import Webhook
 
-from otpflow.worker.signing import verify_webhook_signature
+from otpflow.worker.signing import verify_webhook_signature, webhook_secret
 
-from harness import System, recipient, sms_step, whatsapp_step
+from harness import WORKSPACE, System, recipient, sms_step, whatsapp_step
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +75,14 @@ def test_sms_never_delivered_switches_after_its_timeout(system: System) -> None:
     hooks = system.webhooks.for_path(hook)
     assert len(hooks) == 1
     (received,) = hooks
-    assert verify_webhook_signature(
-        system.stack.secret, received["headers"]["X-OTPflow-Signature"], received["raw"]
-    )
-    assert not verify_webhook_signature(
-        "another-secret", received["headers"]["X-OTPflow-Signature"], received["raw"]
-    )
+    # signed with the workspace's own webhook secret (issue 12), per Standard Webhooks and in
+    # the older header
+    whsecret = webhook_secret(system.stack.secret, WORKSPACE)
+    assert Webhook(whsecret).verify(received["raw"], received["headers"]) == received["body"]
+    legacy = received["headers"]["X-OTPflow-Signature"]
+    assert verify_webhook_signature(whsecret, legacy, received["raw"])
+    other_workspace = webhook_secret(system.stack.secret, "other-ws")
+    assert not verify_webhook_signature(other_workspace, legacy, received["raw"])
     body = received["body"]
     assert body["event"] == "channel_switch"
     assert body["request_id"] == request_id

@@ -48,7 +48,7 @@ class ScriptedProvider:
 def runtime(redis_client: redis.Redis, routes: str, *providers: ScriptedProvider) -> Runtime:
     settings = Settings(
         routes={"sms": routes, "whatsapp": routes},
-        secret="s3cret",
+        secret="tasks-test-secret-0123456789abcdef",
         public_url="https://otp.example/",
         send_budget_seconds=20,
     )
@@ -105,7 +105,7 @@ def test_accepted_send_sets_the_timer_at_the_timeout_and_enqueues_nothing(
     assert due is not None and 6 < due - (seconds + micros / 1e6) <= 7
     ((_, callback),) = p1.calls
     assert callback.url.startswith("https://otp.example/v1/dlr/p1?token=")
-    assert read_dlr_token("s3cret", "p1", callback.data) == (flow_id, 0)
+    assert read_dlr_token("tasks-test-secret-0123456789abcdef", "p1", callback.data) == (flow_id, 0)
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].status == "sent"
     assert view.steps[0].message_id == "msg-1"
