@@ -222,13 +222,29 @@ def strict_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     stop_system(running)
 
 
+def test_a_private_address_in_a_webhook_url_is_a_400_without_the_setting(
+    strict_system: System,
+) -> None:
+    # issue 12 item 1: refused at submit, naming the field, when the URL names the address
+    system, to = strict_system, recipient()
+    step = sms_step(to)
+    step["data"] = step["data"] | {"post_back_url": "http://[::ffff:169.254.169.254]/dlr"}
+    reply = system.post_flow(
+        {"messages": [step], "webhookurl": "http://169.254.169.254/latest/meta-data"}
+    )
+    assert reply.status_code == 400
+    fields = sorted(error["field"] for error in reply.json()["errors"])
+    assert fields == ["messages.0.data.post_back_url", "webhookurl"]
+
+
 def test_webhook_to_loopback_is_refused_without_the_setting(strict_system: System) -> None:
+    # a name is left to delivery, which refuses what it resolves to (here the loopback)
     system, to = strict_system, recipient()
     system.rules({"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 100})
     request_id = system.start(
         {
             "messages": [sms_step(to), whatsapp_step(to)],
-            "webhookurl": system.webhooks.url("/switch"),
+            "webhookurl": system.webhooks.url("/switch").replace("127.0.0.1", "localhost"),
         }
     )
     system.wait(
