@@ -279,7 +279,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     intake = DlrIntake(
         otp.store,
         build_providers(settings, http),
-        settings.secret.get_secret_value(),
+        settings.verification_secrets,
         otp.tasks,
     )
 

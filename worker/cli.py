@@ -365,7 +365,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     from otpflow.worker.timeline import print_flow
 
     settings = _settings()
-    request = FlowRequest.parse(read_json(args.file))
+    request = FlowRequest.parse(
+        read_json(args.file), allow_private_destinations=settings.allow_private_webhooks
+    )
     out = Console()
     client = _client(settings)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otpflow.flow.contract import Tasks
@@ -21,12 +21,14 @@ class DlrIntake:
         self,
         store: FlowStore,
         providers: Mapping[str, Provider],
-        secret: str,
+        secrets: str | Sequence[str],
         tasks: Tasks,
     ) -> None:
         self._store = store
         self._providers = providers
-        self._secret = secret
+        # the current secret and those still accepted while it rotates (callbacks handed to
+        # providers before the rotation)
+        self._secrets = secrets
         self._tasks = tasks
 
     def receive(self, provider_name: str, token: str | None, body: Any) -> Outcome:
@@ -40,7 +42,7 @@ class DlrIntake:
         if not token:
             raise BadToken("the report carries no callback token")
         try:
-            flow_id, step = read_dlr_token(self._secret, provider_name, token)
+            flow_id, step = read_dlr_token(self._secrets, provider_name, token)
         except BadToken:
             raise
         except ValueError as exc:

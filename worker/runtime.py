@@ -104,9 +104,10 @@ class Runtime:
 
     def warm(self) -> None:
         """Build now what the first task would build while every task behind it waits (about
-        150 ms): the HTTP client and its TLS context, the providers, the Redis connection, and
+        150 ms): the HTTP clients and their TLS contexts, the providers, the Redis connection, and
         Celery's publishing machinery. Unreachable services are left to the first use."""
         _ = self.providers  # and the HTTP client they share
+        _ = self.webhook_http
         try:
             self.redis.ping()
             if self.celery is not None:

@@ -16,6 +16,7 @@ from kombu.exceptions import OperationalError
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 from otpflow.worker.api import create_app
+from otpflow.worker.signing import dlr_token
 from otpflow.worker.stack import free_port
 
 HEADERS = {"x-api-key": "demo-key", "x-workspace-id": "demo"}
@@ -240,3 +241,25 @@ def test_a_token_whose_step_is_no_number_we_use_is_a_401(otp: OtpflowClient, ste
     reply = api(otp).post("/v1/dlr/zixflow", params={"token": token}, json=REPORT)
     assert reply.status_code == 401, reply.text
     assert reply.json() == {"success": False, "message": "invalid callback token"}
+
+
+def test_a_callback_minted_before_a_secret_rotation_is_still_accepted(
+    redis_client: redis.Redis,
+) -> None:
+    old, new = "o" * 32, "n" * 32
+    settings = Settings(
+        broker_url="memory://", api_keys="demo:demo-key", secret=new, previous_secrets=old
+    )
+    otp = OtpflowClient(settings, redis_client=redis_client)
+    flow_id = otp.send(FLOW, workspace="demo")
+    assert otp.store.claim(flow_id, 0, 1, 30).kind == "claimed"
+    otp.store.accepted(flow_id, 0, "zixflow", "m0", 30)
+    before_rotation = dlr_token(old, "zixflow", flow_id, 0)
+    reply = api(otp).post("/v1/dlr/zixflow", params={"token": before_rotation}, json=REPORT)
+    assert reply.status_code == 200, reply.text
+    view = otp.status(flow_id)
+    assert view is not None and view.status == "delivered"
+    forged = dlr_token("f" * 32, "zixflow", flow_id, 0)
+    assert (
+        api(otp).post("/v1/dlr/zixflow", params={"token": forged}, json=REPORT).status_code == 401
+    )

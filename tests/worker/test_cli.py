@@ -237,6 +237,13 @@ def test_an_invalid_flow_names_every_bad_field_in_one_line(tmp_path: Path) -> No
     assert "pattern" not in line
 
 
+def test_a_private_webhook_destination_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    flow = json.loads(json.dumps(GOOD_FLOW)) | {"webhookurl": "http://169.254.169.254/latest"}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    one_error_line(otpflow("send", str(path)), 2, "invalid flow", "webhookurl")
+
+
 def test_an_unknown_request_id_is_one_line(redis_client: redis.Redis) -> None:
     result = otpflow("status", "no-such-flow", env={"OTPFLOW_REDIS_URL": url_of(redis_client)})
     one_error_line(result, 2, "no flow 'no-such-flow'", "OTPFLOW_REDIS_URL")
