@@ -28,35 +28,36 @@ def reports(flow_id: str) -> str:
 
 
 def code(flow_id: str) -> str:
-    """String: the generated OTP, expiring with the code's ``ttl``."""
+    """String: an HMAC of the flow's code (never the code: see flow.keyring), expiring with
+    the code's ``ttl``."""
     return f"{PREFIX}:flow:{flow_id}:code"
 
 
-def _digest(address: str) -> str:
-    # key names carry no phone number or email address
-    return hashlib.sha256(address.encode()).hexdigest()[:32]
+# Per-recipient keys are named by ``recipient``: Keyring.recipient_id(address), an HMAC of the
+# normalised address, so key names carry no phone number or email address, and none can be
+# recovered from them by enumerating numbers.
 
 
-def recipient_rate(workspace: str, address: str) -> str:
+def recipient_rate(workspace: str, recipient: str) -> str:
     """Sorted set: flows started to one recipient in the limit's window (expires with it)."""
-    return f"{PREFIX}:limit:recipient:{workspace}:{_digest(address)}"
+    return f"{PREFIX}:limit:recipient:{workspace}:{recipient}"
 
 
-def recipient_messages(workspace: str, address: str) -> str:
+def recipient_messages(workspace: str, recipient: str) -> str:
     """Hash: flow id -> messages that flow may send one recipient, for the flows in its
     :func:`recipient_rate` window (expires with it)."""
-    return recipient_rate(workspace, address) + ":messages"
+    return recipient_rate(workspace, recipient) + ":messages"
 
 
-def active(workspace: str, address: str) -> str:
+def active(workspace: str, recipient: str) -> str:
     """String: the flow running for one recipient (expires when the flow must have ended)."""
-    return f"{PREFIX}:active:{workspace}:{_digest(address)}"
+    return f"{PREFIX}:active:{workspace}:{recipient}"
 
 
-def verify_failures(workspace: str, address: str) -> str:
+def verify_failures(workspace: str, recipient: str) -> str:
     """Counter: wrong codes entered for one recipient, across its flows, in the budget's
     window (expires with it)."""
-    return f"{PREFIX}:limit:verify:{workspace}:{_digest(address)}"
+    return f"{PREFIX}:limit:verify:{workspace}:{recipient}"
 
 
 def workspace_rate(workspace: str, second: int) -> str:

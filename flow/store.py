@@ -22,6 +22,7 @@ from redis import Redis
 
 from otpflow.config.settings import Limits
 from otpflow.flow import keys, metrics
+from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
     DLR_EVENTS,
@@ -659,8 +660,12 @@ def _float(value: str | None) -> float | None:
 class FlowStore:
     """Reads flows and applies transitions; one instance per process, built at the edge."""
 
-    def __init__(self, redis: Redis, ttl_seconds: int, grace_seconds: float = 10.0) -> None:
+    def __init__(
+        self, redis: Redis, keyring: Keyring, ttl_seconds: int, grace_seconds: float = 10.0
+    ) -> None:
         self.redis = redis
+        # names recipients in key names, makes and checks codes (see flow.keyring)
+        self.keyring = keyring
         self.ttl_seconds = ttl_seconds
         # how long a step may stay unclaimed, or a taken timer unfinished, before recovery
         self.grace_seconds = grace_seconds
@@ -695,13 +700,14 @@ class FlowStore:
         request: FlowRequest,
         flow_id: str | None = None,
         active_keys: tuple[str, ...] = (),
-        code: str | None = None,
         verify_budget_keys: tuple[str, ...] = (),
     ) -> str:
         """Store a new flow (all keys at once, each with its TTL) and return its id.
 
         ``active_keys`` are the per-recipient markers :meth:`admit` set, released when the flow
-        ends; ``code`` is the generated OTP, kept only for its ``ttl``.
+        ends; ``verify_budget_keys`` the recipients' wrong-code budgets
+        (:meth:`verify_budget_keys`). A flow with an ``otp`` block gets its code's HMAC, kept
+        only for the code's ``ttl`` (the code itself is made from the flow's id when sent).
         """
         flow_id = flow_id or str(uuid.uuid4())
         wants = set(request.webhook_events) if request.webhook_url else set()
@@ -743,11 +749,17 @@ class FlowStore:
                 json.dumps(fields),
                 json.dumps(request.to_json_dict()),
                 len(request.steps),
-                code if code is not None and request.otp is not None else "",
+                self._code_check(flow_id, request),
                 request.otp.ttl if request.otp is not None else "",
             ],
         )
         return flow_id
+
+    def _code_check(self, flow_id: str, request: FlowRequest) -> str:
+        """What Redis keeps of the flow's code: an HMAC to check typed codes against."""
+        if request.otp is None:
+            return ""
+        return self.keyring.code_check(flow_id, self.keyring.code(flow_id, request.otp.length))
 
     def admit(
         self,
@@ -769,11 +781,11 @@ class FlowStore:
         ordered = sorted(recipients)
         triples = [
             (
-                keys.recipient_rate(workspace, address),
-                keys.active(workspace, address),
-                keys.recipient_messages(workspace, address),
+                keys.recipient_rate(workspace, recipient),
+                keys.active(workspace, recipient),
+                keys.recipient_messages(workspace, recipient),
             )
-            for address in ordered
+            for recipient in map(self.keyring.recipient_id, ordered)
         ]
         raw = self._admit(
             keys=[key for triple in triples for key in triple],
@@ -794,10 +806,10 @@ class FlowStore:
     def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
         """Undo :meth:`admit` for a flow that was never accepted."""
         pipe = self.redis.pipeline(transaction=False)
-        for address in addresses:
-            pipe.zrem(keys.recipient_rate(workspace, address), flow_id)
-            pipe.hdel(keys.recipient_messages(workspace, address), flow_id)
-            active = keys.active(workspace, address)
+        for recipient in map(self.keyring.recipient_id, addresses):
+            pipe.zrem(keys.recipient_rate(workspace, recipient), flow_id)
+            pipe.hdel(keys.recipient_messages(workspace, recipient), flow_id)
+            active = keys.active(workspace, recipient)
             pipe.eval(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
                 1,
@@ -814,7 +826,8 @@ class FlowStore:
         attempt = self._run("verify_attempt", flow_id, limits.verify_failures)
         if attempt.kind != "compare":
             return attempt
-        if hmac.compare_digest(attempt.detail.encode(), code.encode()):
+        typed = self.keyring.code_check(flow_id, code)
+        if hmac.compare_digest(attempt.detail.encode(), typed.encode()):
             return self._run("verified", flow_id)
         return self._run("wrong_code", flow_id, limits.verify_failure_window_seconds)
 
@@ -822,8 +835,7 @@ class FlowStore:
         """Seconds until a recipient of these whose wrong codes spent their budget may start
         a flow again, or None."""
         pipe = self.redis.pipeline(transaction=False)
-        for address in sorted(addresses):
-            key = keys.verify_failures(workspace, address)
+        for key in self.verify_budget_keys(workspace, addresses):
             pipe.get(key)
             pipe.ttl(key)
         replies = pipe.execute()
@@ -834,9 +846,12 @@ class FlowStore:
         ]
         return max(waits) if waits else None
 
-    def code_of(self, flow_id: str) -> str | None:
-        raw = self.redis.get(keys.code(flow_id))
-        return raw.decode() if isinstance(raw, bytes) else raw
+    def verify_budget_keys(self, workspace: str, addresses: set[str]) -> tuple[str, ...]:
+        """The wrong-code budgets of these recipients (see :meth:`verify`)."""
+        return tuple(
+            keys.verify_failures(workspace, self.keyring.recipient_id(address))
+            for address in sorted(addresses)
+        )
 
     def mark_enqueued(self, flow_id: str, remember: tuple[str, str, int] | None = None) -> bool:
         """The producer saw step 0's task reach the broker: the flow is accepted.
@@ -892,13 +907,13 @@ class FlowStore:
         kind, detail = (_text(item) for item in raw[:2])
         if kind != "claimed":
             return Claim(kind, detail)
-        request, code = (_text(item) for item in raw[3:5])
-        return Claim(
-            kind,
-            detail,
-            request=FlowRequest.parse(json.loads(request)) if request else None,
-            code=code or None,
-        )
+        raw_request, code_check = (_text(item) for item in raw[3:5])
+        request = FlowRequest.parse(json.loads(raw_request)) if raw_request else None
+        code = None
+        if request is not None and request.otp is not None and code_check:
+            # made again from the flow's id: Redis holds only its HMAC, while it may be used
+            code = self.keyring.code(flow_id, request.otp.length)
+        return Claim(kind, detail, request=request, code=code)
 
     def accepted(
         self, flow_id: str, step: int, provider: str, message_id: str, timeout: int

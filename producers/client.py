@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
+from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowDiscarded, FlowStore, FlowView, Outcome, connect_redis
 
@@ -107,10 +107,6 @@ def _digest(flow: FlowRequest) -> str:
     return hashlib.sha256(json.dumps(flow.to_json_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def _new_code(length: int) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(length))
-
-
 class OtpflowClient:
     """Send flows and read their status from any Python process.
 
@@ -128,7 +124,10 @@ class OtpflowClient:
         self.settings = settings
         self.redis = redis_client or connect_redis(settings.redis_url)
         self.store = FlowStore(
-            self.redis, settings.flow_ttl_seconds, settings.recovery_grace_seconds
+            self.redis,
+            Keyring.from_secret(settings.secret.get_secret_value()),
+            settings.flow_ttl_seconds,
+            settings.recovery_grace_seconds,
         )
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
         # what a cancel, a verify or a delivery report sets in motion
@@ -238,10 +237,9 @@ class OtpflowClient:
                 f"a flow ({admitted.detail}) is still running for this recipient; "
                 "wait for it to end, or send allowConcurrent: true"
             )
-        code = _new_code(flow.otp.length) if flow.otp else None
         try:
-            budget = tuple(keys.verify_failures(workspace, address) for address in addresses)
-            self.store.create(workspace, flow, flow_id, active, code, budget)
+            budget = self.store.verify_budget_keys(workspace, addresses)
+            self.store.create(workspace, flow, flow_id, active, budget)
         except redis.RedisError:
             self.store.release(flow_id, workspace, addresses)
             raise

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from otpflow.config.settings import Settings
+from otpflow.flow.keyring import Keyring
 from otpflow.flow.store import FlowStore, FlowView
 from otpflow.producers import OtpflowClient
 from otpflow.worker.cli import masked
@@ -89,7 +90,7 @@ class System:
         self.webhooks = webhooks
         self.http = httpx.Client(timeout=10)
         self.state = redis.Redis.from_url(state_url)
-        self.store = FlowStore(self.state, ttl_seconds=3600)
+        self.store = FlowStore(self.state, Keyring.from_secret(stack.secret), ttl_seconds=3600)
         self.proxy: Any = None  # the TcpProxy between the processes and Redis, if any
         self._client: OtpflowClient | None = None
 

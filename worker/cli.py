@@ -255,8 +255,8 @@ def _refuse_public_development_secrets(host: str, settings: Settings) -> None:
         names = " and ".join(public)
         raise UserError(
             f"refusing to serve on {host} with the public development {names}: set "
-            f"{names} (config/.env.example), serve on 127.0.0.1, or pass "
-            "--allow-development-secrets (a local container only)"
+            f"{names} (config/.env.example), or serve on 127.0.0.1 (in a container: "
+            "publish its port on 127.0.0.1 and say so with --published-on 127.0.0.1)"
         )
 
 
@@ -266,11 +266,13 @@ def cmd_api(args: argparse.Namespace) -> int:
     from otpflow.worker.api import create_app
     from otpflow.worker.logs import configure_logging
 
-    allowed = args.allow_development_secrets or _loopback(args.host)
+    # in a container, who can reach the API is decided where its port is published
+    reachable_on = args.published_on or args.host
+    allowed = _loopback(reachable_on)
     # refused, the one line says it all; served, the development defaults are warned about
     settings = _settings(warn=allowed)
     if not allowed:
-        _refuse_public_development_secrets(args.host, settings)
+        _refuse_public_development_secrets(reachable_on, settings)
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
@@ -478,10 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument(
-        "--allow-development-secrets",
-        action="store_true",
-        help="serve on a non-loopback --host even with the public development OTPFLOW_SECRET "
-        "or OTPFLOW_API_KEYS (a local container; never a reachable host)",
+        "--published-on",
+        metavar="ADDRESS",
+        help="in a container: the host address its port is published on, which decides who "
+        "can reach the API (the public development OTPFLOW_SECRET and OTPFLOW_API_KEYS are "
+        "served on loopback only)",
     )
     api.set_defaults(func=cmd_api)
 

@@ -12,6 +12,7 @@ from redis import Redis
 
 from otpflow.config.settings import Settings
 from otpflow.flow.contract import Tasks
+from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
@@ -43,7 +44,12 @@ class Runtime:
     @cached_property
     def store(self) -> FlowStore:
         settings = self.settings
-        return FlowStore(self.redis, settings.flow_ttl_seconds, settings.recovery_grace_seconds)
+        return FlowStore(
+            self.redis,
+            Keyring.from_secret(settings.secret.get_secret_value()),
+            settings.flow_ttl_seconds,
+            settings.recovery_grace_seconds,
+        )
 
     @cached_property
     def tasks(self) -> Tasks:

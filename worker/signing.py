@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
+from otpflow.flow.keyring import derive_key
+
 DLR_TOKEN_PURPOSE = "dlr-token"
 WEBHOOK_SIGNING_PURPOSE = "webhook-signing"
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -31,11 +33,6 @@ MAX_STEP_DIGITS = 3
 
 class BadToken(ValueError):
     """A DLR callback token that is malformed or not ours."""
-
-
-def derive_key(secret: str, purpose: str) -> bytes:
-    """The key of one purpose, derived from ``OTPFLOW_SECRET`` (HMAC-SHA256 under a label)."""
-    return hmac.new(secret.encode(), f"otpflow/{purpose}/v1".encode(), hashlib.sha256).digest()
 
 
 def dlr_token(secret: str, provider: str, flow_id: str, step: int) -> str:

@@ -14,7 +14,7 @@ from otpflow.flow import keys
 from otpflow.flow.contract import REPUBLISH_DELAY_SECONDS, Tasks
 from otpflow.flow.store import FlowStore, Outcome
 
-from fakes import RecordingTasks
+from fakes import TEST_KEYRING, RecordingTasks
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_what_an_outcome_sets_in_motion(outcome: Outcome, expected: list) -> Non
 
 
 def test_a_delayed_task_waits_in_the_timers_index(redis_client: redis.Redis) -> None:
-    store = FlowStore(redis_client, ttl_seconds=600)
+    store = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600)
     tasks = Tasks(make_celery(Settings(broker_url="memory://")), store, lease_seconds=30)
     tasks.notify_terminal("flow-1", attempt=3, delay=30)
     ((member, due),) = redis_client.zrange(keys.timers(), 0, -1, withscores=True)
@@ -48,7 +48,7 @@ def test_a_delayed_task_waits_in_the_timers_index(redis_client: redis.Redis) -> 
 def test_a_task_the_broker_refuses_is_kept_for_the_timer_loop(
     redis_client: redis.Redis,
 ) -> None:
-    store = FlowStore(redis_client, ttl_seconds=600)
+    store = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600)
     nowhere = make_celery(Settings(broker_url="redis://127.0.0.1:1/0"))
     tasks = Tasks(nowhere, store, 30, {"retry": False})
     tasks.notify_terminal("flow-1")

@@ -20,6 +20,8 @@ from otpflow.flow.store import (
     FlowStore,
 )
 
+from fakes import TEST_KEYRING
+
 LIMITS = Limits()
 
 
@@ -48,7 +50,7 @@ def whatsapp(timeout: int = 30) -> dict:
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> FlowStore:
-    return FlowStore(redis_client, ttl_seconds=600)
+    return FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600)
 
 
 def new_flow(store: FlowStore, *steps: dict) -> str:
@@ -322,7 +324,7 @@ def test_check_decides_per_step_state(store: FlowStore, redis_client: redis.Redi
 def test_each_resend_of_a_step_waits_twice_as_long(
     store: FlowStore, redis_client: redis.Redis
 ) -> None:
-    store = FlowStore(redis_client, ttl_seconds=600, grace_seconds=5)
+    store = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600, grace_seconds=5)
     flow_id = new_flow(store, sms())
     overtaken(redis_client)
     waits = []
@@ -343,7 +345,7 @@ def test_a_send_waiting_its_turn_is_not_sent_again_until_overtaken(
 ) -> None:
     """A backlog on the send queue: a step unclaimed for a grace period is only waiting, as
     long as no send queued after it has been claimed; once one is, its send was lost."""
-    store = FlowStore(redis_client, ttl_seconds=600, grace_seconds=0.2)
+    store = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600, grace_seconds=0.2)
     waiting = new_flow(store, sms())
     assert store.check(waiting, 0).kind == "queued"
     later = new_flow(store, sms())
@@ -439,12 +441,20 @@ def test_reports_are_kept_only_for_steps_that_relay(store: FlowStore) -> None:
     assert 0 < store.redis.ttl(keys.reports(flow_id)) <= 600
 
 
-def otp_flow(store: FlowStore, code: str = "482913", attempts: int = 3) -> str:
+def right_code(store: FlowStore, flow_id: str) -> str:
+    return store.keyring.code(flow_id, 6)
+
+
+def wrong_code(store: FlowStore, flow_id: str) -> str:
+    return "000000" if right_code(store, flow_id) != "000000" else "111111"
+
+
+def otp_flow(store: FlowStore, attempts: int = 3) -> str:
     step = sms() | {"data": sms()["data"] | {"message": "Code {{code}}"}}
     fallback = whatsapp() | {"data": whatsapp()["data"] | {"text": "Code {{code}}"}}
     otp = {"length": 6, "ttl": 60, "max_attempts": attempts}
     request = FlowRequest.parse({"messages": [step, fallback], "otp": otp})
-    flow_id = store.create("ws", request, code=code)
+    flow_id = store.create("ws", request)
     store.mark_enqueued(flow_id)
     return flow_id
 
@@ -453,25 +463,28 @@ def test_verify_counts_attempts_and_ends_the_flow(store: FlowStore) -> None:
     flow_id = otp_flow(store)
     sent(store, flow_id, 0, 30)
     assert (
-        store.verify(flow_id, "000000", LIMITS).kind,
-        store.verify(flow_id, "111111", LIMITS).detail,
+        store.verify(flow_id, wrong_code(store, flow_id), LIMITS).kind,
+        store.verify(flow_id, wrong_code(store, flow_id), LIMITS).detail,
     ) == (
         "wrong",
         "1",
     )
-    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
-    assert store.verify(flow_id, "482913", LIMITS).kind == "already_verified"
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "verified"
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "already_verified"
     view = store.get(flow_id)
     assert view is not None and view.status == "verified"
     assert [s.status for s in view.steps] == ["sent", "skipped"]
-    assert store.code_of(flow_id) is None
+    assert store.redis.exists(keys.code(flow_id)) == 0
 
 
 def test_wrong_codes_lock_and_fail_a_running_flow(store: FlowStore) -> None:
     flow_id = otp_flow(store, attempts=2)
     sent(store, flow_id, 0, 30)
-    assert [store.verify(flow_id, "000000", LIMITS).kind for _ in range(2)] == ["wrong", "locked"]
-    assert store.verify(flow_id, "482913", LIMITS).kind == "locked"
+    assert [store.verify(flow_id, wrong_code(store, flow_id), LIMITS).kind for _ in range(2)] == [
+        "wrong",
+        "locked",
+    ]
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "locked"
     view = store.get(flow_id)
     assert view is not None and view.status == "failed" and view.reason == "verification_locked"
     assert store.claim(flow_id, 1, 1, 30).kind == "flow_ended"
@@ -480,15 +493,15 @@ def test_wrong_codes_lock_and_fail_a_running_flow(store: FlowStore) -> None:
 def test_an_expired_code_cannot_be_verified(store: FlowStore, redis_client: redis.Redis) -> None:
     flow_id = otp_flow(store)
     redis_client.delete(keys.code(flow_id))  # what its ttl does
-    assert store.verify(flow_id, "482913", LIMITS).kind == "expired"
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "expired"
 
 
 def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
     flow_id = otp_flow(store)
     sent(store, flow_id, 0, 30)
     store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow")
-    assert store.code_of(flow_id) == "482913"
-    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
+    assert store.redis.exists(keys.code(flow_id)) == 1
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "verified"
 
 
 # Transitions count themselves (flow.metrics): once per transition, whoever races.
@@ -567,8 +580,8 @@ def test_delivered_then_verified_is_one_ended_flow(
     flow_id = otp_flow(store)
     sent(store, flow_id, 0, 30)
     assert store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow").kind == "delivered"
-    assert store.verify(flow_id, "000000", LIMITS).kind == "wrong"
-    assert store.verify(flow_id, "482913", LIMITS).kind == "verified"
+    assert store.verify(flow_id, wrong_code(store, flow_id), LIMITS).kind == "wrong"
+    assert store.verify(flow_id, right_code(store, flow_id), LIMITS).kind == "verified"
     assert store.cancel(flow_id).kind == "ignored"
     values = counters(redis_client)
     assert values[metrics.field("flows_ended", outcome="delivered")] == 1
@@ -587,7 +600,7 @@ def test_every_counted_field_has_its_metrics_declared_labels(
     store.check(timed_out, 0)
     store.cancel(cancelled)
     locked = otp_flow(store, attempts=1)
-    store.verify(locked, "000000", LIMITS)
+    store.verify(locked, wrong_code(store, locked), LIMITS)
     values = counters(redis_client)
     assert len(values) >= 8
     for raw in values:
@@ -683,8 +696,8 @@ def test_the_same_status_of_another_provider_message_is_not_a_duplicate(store: F
 def budgeted_flow(store: FlowStore, address: str = "919876543210") -> str:
     step = sms() | {"data": sms()["data"] | {"message": "Code {{code}}"}}
     request = FlowRequest.parse({"messages": [step], "otp": {"max_attempts": 10}})
-    budget = (keys.verify_failures("ws", address),)
-    flow_id = store.create("ws", request, code="482913", verify_budget_keys=budget)
+    budget = store.verify_budget_keys("ws", {address})
+    flow_id = store.create("ws", request, verify_budget_keys=budget)
     store.mark_enqueued(flow_id)
     return flow_id
 
@@ -694,12 +707,19 @@ def test_wrong_codes_across_flows_spend_one_budget_per_recipient(
 ) -> None:
     limits = Limits(verify_failures=4, verify_failure_window_seconds=3600)
     first, second = budgeted_flow(store), budgeted_flow(store)
-    assert [store.verify(first, "000000", limits).kind for _ in range(2)] == ["wrong", "wrong"]
-    assert [store.verify(second, "000000", limits).kind for _ in range(2)] == ["wrong", "wrong"]
+    assert [store.verify(first, wrong_code(store, first), limits).kind for _ in range(2)] == [
+        "wrong",
+        "wrong",
+    ]
+    assert [store.verify(second, wrong_code(store, second), limits).kind for _ in range(2)] == [
+        "wrong",
+        "wrong",
+    ]
     # the budget is spent: even the right code waits out the window, on any flow
-    blocked = store.verify(budgeted_flow(store), "482913", limits)
+    third = budgeted_flow(store)
+    blocked = store.verify(third, right_code(store, third), limits)
     assert blocked.kind == "blocked" and 3500 < int(blocked.detail) <= 3600
     assert store.verify_blocked("ws", {"919876543210"}, limits) == int(blocked.detail)
     assert store.verify_blocked("ws", {"919876543211"}, limits) is None
     other = budgeted_flow(store, "919876543211")
-    assert store.verify(other, "482913", limits).kind == "verified"
+    assert store.verify(other, right_code(store, other), limits).kind == "verified"

@@ -355,7 +355,7 @@ def test_the_api_refuses_a_reachable_address_with_development_secrets(
 ) -> None:
     result = serve_api("--host", host, env=env)
     line = one_error_line(result, 2, f"refusing to serve on {host}", named, "127.0.0.1")
-    assert "--allow-development-secrets" in line
+    assert "--published-on" in line
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -374,20 +374,28 @@ def test_the_api_serves_a_reachable_address_with_its_own_secrets() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "serving on 0.0.0.0\n", "")
 
 
-def test_a_local_container_may_serve_development_secrets_when_it_says_so() -> None:
-    result = serve_api("--host", "0.0.0.0", "--allow-development-secrets")
+def test_a_container_published_on_loopback_may_serve_development_secrets() -> None:
+    result = serve_api("--host", "0.0.0.0", "--published-on", "127.0.0.1")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "serving on 0.0.0.0\n"
     assert len(result.stderr.splitlines()) == 2, "still warned about, as on loopback"
 
 
-def test_the_compose_api_says_it_serves_development_secrets_on_purpose() -> None:
-    """The stack's API listens on 0.0.0.0 in its container and starts with the compose
-    file's development defaults, so its command carries the override (README says so)."""
+def test_a_container_published_beyond_the_host_refuses_development_secrets() -> None:
+    result = serve_api("--host", "0.0.0.0", "--published-on", "0.0.0.0")
+    one_error_line(result, 2, "refusing to serve on 0.0.0.0", "OTPFLOW_SECRET")
+
+
+def test_the_compose_api_is_published_where_its_command_says() -> None:
+    """The stack's API listens on 0.0.0.0 in its container; the address its port is
+    published on (API_PUBLISH_ADDRESS, loopback by default) is what the check looks at."""
     compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
-    command = compose["services"]["api"]["command"]
+    api = compose["services"]["api"]
+    command = api["command"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert "--allow-development-secrets" in command
+    published = command[command.index("--published-on") + 1]
+    assert published == "${API_PUBLISH_ADDRESS-127.0.0.1}"
+    assert api["ports"] == [f"{published}:8000:8000"]
 
 
 # -- the edge: which exceptions become one line -------------------------------------------------

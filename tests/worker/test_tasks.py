@@ -10,6 +10,7 @@ import redis
 
 from otpflow.config.settings import Settings
 from otpflow.flow import keys, metrics
+from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.worker import tasks
 from otpflow.worker.providers.base import Callback, DeliveryReport
@@ -291,9 +292,10 @@ def test_provider_sends_are_counted_by_what_the_provider_answered(
 def test_a_step_that_breaks_its_rules_with_the_code_in_fails_at_once_without_the_code(
     redis_client: redis.Redis, enqueue: RecordingTasks, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # 1600 characters with a 4-digit code (intake checks that), 1606 with the 10-digit code
-    # the store holds: rendering fails, which once raised with the code in the error's text
-    # and left the step in `sending` until its lease ran out
+    # 1600 characters with a 4-digit code (intake checks that), 1606 with a 10-digit code
+    # (a keyring that makes codes too long, as a stored code once could be): rendering fails,
+    # which once raised with the code in the error's text and left the step in `sending`
+    # until its lease ran out
     sms = FLOW["messages"][0] | {
         "data": FLOW["messages"][0]["data"] | {"message": "x" * 1592 + "{{code}}"}
     }
@@ -304,7 +306,13 @@ def test_a_step_that_breaks_its_rules_with_the_code_in_fails_at_once_without_the
     code = "7319528406"
     p1 = ScriptedProvider("p1", ["msg-1"])
     rt = runtime(redis_client, "p1", p1)
-    flow_id = rt.store.create("ws", request, code=code)
+
+    class TooLongCodes(Keyring):
+        def code(self, flow_id: str, length: int) -> str:
+            return code
+
+    rt.store.keyring = TooLongCodes(rt.store.keyring.recipients, rt.store.keyring.codes)
+    flow_id = rt.store.create("ws", request)
     rt.store.mark_enqueued(flow_id)
     with caplog.at_level("DEBUG"):
         assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "render_failed"

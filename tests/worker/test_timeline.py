@@ -30,6 +30,8 @@ from otpflow.worker.timeline import (
     summary,
 )
 
+from fakes import TEST_KEYRING
+
 T0 = 1_700_000_000.0
 FLOW_ID = "3f2b8c1e-9a4d-4e7b-b1c2-5d6e7f809a1b"
 LONG_REASON = (
@@ -316,7 +318,7 @@ def test_times_are_short(seconds: float, shown: str) -> None:
 
 def test_status_piped_is_plain_and_fits_80_columns(redis_client: redis.Redis) -> None:
     """``otpflow status ID | less``: rich falls back to 80 columns and no colors."""
-    store = FlowStore(redis_client, ttl_seconds=600)
+    store = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600)
     to = "919876543210"
     sms = {"recipient": to, "message": "Your code is 4821", "sender_id": "ACME", "route": "otp"}
     whatsapp = {"recipient": to, "phone_id": "acme-phone", "template_name": "otp_code"}

@@ -20,7 +20,7 @@ from otpflow.flow.store import FlowStore
 from otpflow.worker import timers
 from otpflow.worker.timers import TimerLoop
 
-from fakes import RecordingTasks
+from fakes import TEST_KEYRING, RecordingTasks
 from harness import sms_step, whatsapp_step
 
 
@@ -40,7 +40,7 @@ def new_flow(store: FlowStore, timeout: int = 7, confirmed: bool = True) -> str:
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> FlowStore:
-    return FlowStore(redis_client, ttl_seconds=600, grace_seconds=5)
+    return FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600, grace_seconds=5)
 
 
 def test_the_loop_acts_on_each_kind_of_due_timer(
@@ -167,7 +167,9 @@ def test_many_loops_fire_each_timer_once(store: FlowStore, redis_client: redis.R
     def loop() -> Counter[str]:
         # each with its own connection, as each worker process has
         where = redis_client.connection_pool.connection_kwargs
-        own = FlowStore(redis.Redis(where["host"], where["port"], where["db"]), 600, 5)
+        own = FlowStore(
+            redis.Redis(where["host"], where["port"], where["db"]), TEST_KEYRING, 600, 5
+        )
         mine = TimerLoop(own, tasks, poll_seconds=0.01, batch=7)
         total: Counter[str] = Counter()
         start.wait()
