@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 ]
             },
         ).raise_for_status()
-        client = OtpflowClient(Settings(redis_url=stack.redis_url, broker_url=stack.broker_url))
+        client = OtpflowClient(
+            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
+        )
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
 
         with progress_bars() as progress:

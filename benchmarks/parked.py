@@ -94,7 +94,7 @@ class Bench:
         self.stack = stack
         self.sim = httpx.Client(base_url=stack.sim_url, timeout=120)
         self.client = OtpflowClient(
-            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url)
+            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
         )
         self.state = self.client.redis
         self.next_number = 0

@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         httpx.post(
             f"{stack.sim_url}/_sim/rules", json={"rules": rules}, timeout=60
         ).raise_for_status()
-        client = OtpflowClient(Settings(redis_url=stack.redis_url, broker_url=stack.broker_url))
+        client = OtpflowClient(
+            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
+        )
         duration = args.flows / args.rate
         plan = sorted(
             [(rng.uniform(0.15, 0.85) * duration, "kill") for _ in range(3)]

@@ -21,6 +21,13 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+
+class KeyringMismatch(RuntimeError):
+    """A flow was stored by a process whose ``OTPFLOW_SECRET`` differs from this one's (or
+    before a rotation): its code cannot be made or checked here. Every OTPflow process, the
+    producers in your web app included, must share one secret."""
+
+
 RECIPIENTS_PURPOSE = "recipient-keys"
 CODES_PURPOSE = "codes"
 
@@ -48,6 +55,13 @@ class Keyring:
         reducing 256 bits modulo 10**length is below 10**-66)."""
         digest = hmac.new(self.codes, f"code:{flow_id}".encode(), hashlib.sha256).digest()
         return str(int.from_bytes(digest, "big") % 10**length).zfill(length)
+
+    @property
+    def fingerprint(self) -> str:
+        """Names these keys without giving them away: a flow keeps the fingerprint it was
+        stored with, so a process with another ``OTPFLOW_SECRET`` says so instead of sending
+        or checking a wrong code."""
+        return hmac.new(self.codes, b"fingerprint", hashlib.sha256).hexdigest()[:12]
 
     def code_check(self, flow_id: str, code: str) -> str:
         """What Redis keeps to check a typed code against: an HMAC, never the code."""

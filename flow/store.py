@@ -22,7 +22,7 @@ from redis import Redis
 
 from otpflow.config.settings import Limits
 from otpflow.flow import keys, metrics
-from otpflow.flow.keyring import Keyring
+from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import (
     DLR_EVENTS,
@@ -180,7 +180,8 @@ sset(i, 'attempts', attempt)
 -- How long the step has been sending, by Redis time (its send budget is measured on it), and
 -- what the send needs (the request and the code), in this same round trip.
 return {'claimed', tostring(NOW - tonumber(sget(i, 'claimed_at'))), '0',
-        redis.call('GET', REQUEST_KEY) or '', redis.call('GET', FLOW_KEY .. ':code') or ''}
+        redis.call('GET', REQUEST_KEY) or '', redis.call('GET', FLOW_KEY .. ':code') or '',
+        get('keyring') or ''}
 """
 
 _ACCEPTED = """
@@ -346,7 +347,7 @@ if not code then
 end
 local left = redis.call('HINCRBY', FLOW_KEY, 'otp_attempts_left', -1)
 if left < 0 then return {'locked', ''} end
-return {'compare', code}
+return {'compare', code, get('keyring') or ''}
 """
 
 _VERIFIED = """
@@ -719,6 +720,7 @@ class FlowStore:
             "webhook": int("channel_switch" in wants),
             "terminal_hook": int("terminal" in wants),
             "enqueued": 0,
+            "keyring": self.keyring.fingerprint,
         }
         if active_keys:
             fields["active"] = " ".join(active_keys)
@@ -754,6 +756,13 @@ class FlowStore:
             ],
         )
         return flow_id
+
+    def _same_keys(self, flow_id: str, fingerprint: str) -> None:
+        if fingerprint != self.keyring.fingerprint:
+            raise KeyringMismatch(
+                f"flow {flow_id} was stored with another OTPFLOW_SECRET: every OTPflow process "
+                "(API, workers, your app's producers) must share one"
+            )
 
     def _code_check(self, flow_id: str, request: FlowRequest) -> str:
         """What Redis keeps of the flow's code: an HMAC to check typed codes against."""
@@ -823,9 +832,12 @@ class FlowStore:
         attempts left), ``locked``, ``expired``, ``already_verified``, or ``blocked`` (detail:
         seconds to wait) while a recipient's wrong codes across flows are over
         ``limits.verify_failures``."""
-        attempt = self._run("verify_attempt", flow_id, limits.verify_failures)
-        if attempt.kind != "compare":
-            return attempt
+        raw = self._call("verify_attempt", flow_id, limits.verify_failures)
+        kind, detail, *fingerprint = (_text(item) for item in raw)
+        if kind != "compare":
+            return Outcome(kind, detail)
+        self._same_keys(flow_id, fingerprint[0])
+        attempt = Outcome(kind, detail)
         typed = self.keyring.code_check(flow_id, code)
         if hmac.compare_digest(attempt.detail.encode(), typed.encode()):
             return self._run("verified", flow_id)
@@ -907,10 +919,11 @@ class FlowStore:
         kind, detail = (_text(item) for item in raw[:2])
         if kind != "claimed":
             return Claim(kind, detail)
-        raw_request, code_check = (_text(item) for item in raw[3:5])
+        raw_request, code_check, fingerprint = (_text(item) for item in raw[3:6])
         request = FlowRequest.parse(json.loads(raw_request)) if raw_request else None
         code = None
         if request is not None and request.otp is not None and code_check:
+            self._same_keys(flow_id, fingerprint)
             # made again from the flow's id: Redis holds only its HMAC, while it may be used
             code = self.keyring.code(flow_id, request.otp.length)
         return Claim(kind, detail, request=request, code=code)

@@ -25,7 +25,7 @@ from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
-from otpflow.flow.keyring import Keyring
+from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.store import FlowDiscarded, FlowStore, FlowView, Outcome, connect_redis
 
@@ -294,6 +294,8 @@ class OtpflowClient:
             outcome = self.store.verify(request_id, code, self.settings.limits)
         except redis.RedisError as exc:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+        except KeyringMismatch as exc:
+            raise ServiceUnavailable(str(exc)) from exc
         self._follow_up(outcome, request_id)
         return outcome
 

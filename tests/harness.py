@@ -121,7 +121,11 @@ class System:
         """A producer on the same Redis and broker as the processes."""
         if self._client is None:
             self._client = OtpflowClient(
-                Settings(redis_url=self.stack.redis_url, broker_url=self.stack.broker_url)
+                Settings(
+                    redis_url=self.stack.redis_url,
+                    broker_url=self.stack.broker_url,
+                    secret=self.stack.secret,
+                )
             )
         return self._client
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import redis
 
 from otpflow.config.settings import Limits
 from otpflow.flow import keys
-from otpflow.flow.keyring import Keyring
+from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowStore
 
@@ -80,3 +81,16 @@ def test_recipients_are_named_by_a_keyed_hmac_not_a_plain_hash(redis_client: red
     for name in names[0] + names[1]:
         assert plain not in name and "9876543210" not in name
     assert names[0] != names[1]
+
+
+def test_a_process_with_another_secret_says_so_instead_of_a_wrong_code(
+    redis_client: redis.Redis,
+) -> None:
+    stored = FlowStore(redis_client, TEST_KEYRING, ttl_seconds=600)
+    flow_id = stored.create("ws", FlowRequest.parse(FLOW))
+    stored.mark_enqueued(flow_id)
+    other = FlowStore(redis_client, Keyring.from_secret("another-secret-of-at-least-32-bytes"), 600)
+    with pytest.raises(KeyringMismatch, match="OTPFLOW_SECRET"):
+        other.claim(flow_id, 0, 1, 30)
+    with pytest.raises(KeyringMismatch, match="OTPFLOW_SECRET"):
+        other.verify(flow_id, "123456", Limits())

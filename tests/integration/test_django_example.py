@@ -40,6 +40,8 @@ class DjangoExample:
         env |= {
             "OTPFLOW_REDIS_URL": system.stack.redis_url,
             "OTPFLOW_BROKER_URL": system.stack.broker_url,
+            # every OTPflow process shares the secret: codes and recipient keys derive from it
+            "OTPFLOW_SECRET": system.stack.secret,
             "PYTHONWARNINGS": "ignore",
         }
         self.process = subprocess.Popen(

@@ -54,7 +54,8 @@ def app(flask_system: System) -> Iterator[Flask]:
             "TESTING": True,
             "OTPFLOW_REDIS_URL": flask_system.stack.redis_url,
             "OTPFLOW_BROKER_URL": flask_system.stack.broker_url,
-            "OTPFLOW_SECRET": "flask-example-secret-0123456789abcdef",
+            # every OTPflow process shares the secret: codes and recipient keys derive from it
+            "OTPFLOW_SECRET": flask_system.stack.secret,
             "OTPFLOW_LIMITS__RECIPIENT_FLOWS": 3,
         }
     )
@@ -82,7 +83,7 @@ def test_config_keys_become_settings(app: Flask, flask_system: System) -> None:
         assert OTPflow().client is app.extensions["otpflow"].get()  # one per app
     assert settings.redis_url == flask_system.stack.redis_url
     assert settings.broker_url == flask_system.stack.broker_url
-    assert settings.secret.get_secret_value() == "flask-example-secret-0123456789abcdef"
+    assert settings.secret.get_secret_value() == flask_system.stack.secret
     assert settings.limits.recipient_flows == 3
 
 
