@@ -2,7 +2,7 @@
 
 ``OTPFLOW_SECRET`` is never a key itself: each purpose gets its own, derived with HMAC-SHA256
 under a label (:func:`derive_key`), so a key handed out or leaked for one purpose opens no
-other (the DLR tokens and webhook signatures in ``worker.signing`` derive theirs the same way).
+other (the DLR tokens and webhook signatures in ``flow.signing`` derive theirs the same way).
 
 The store uses two:
 

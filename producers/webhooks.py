@@ -21,7 +21,7 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from otpflow.worker.signing import verify_webhook_signature
+from otpflow.flow.signing import verify_webhook_signature
 
 __all__ = ["InvalidWebhook", "verify_webhook"]
 

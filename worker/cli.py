@@ -420,7 +420,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook_secret(args: argparse.Namespace) -> int:
-    from otpflow.worker.signing import webhook_secret
+    from otpflow.flow.signing import webhook_secret
 
     # the receiver's key, derived from OTPFLOW_SECRET: it opens this workspace's webhooks only
     print(webhook_secret(_settings().secret.get_secret_value(), args.workspace))

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otpflow.flow.contract import Tasks
+from otpflow.flow.signing import BadToken, read_dlr_token
 from otpflow.flow.store import FlowStore, Outcome
 from otpflow.worker.providers.base import Provider
 from otpflow.worker.providers.errors import InvalidDlr
-from otpflow.worker.signing import BadToken, read_dlr_token
 
 
 class UnknownProvider(LookupError):

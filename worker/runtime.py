@@ -14,9 +14,9 @@ from otpflow.config.settings import Settings
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics
+from otpflow.flow.signing import dlr_token
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.worker.providers import Callback, Provider, build_providers
-from otpflow.worker.signing import dlr_token
 from otpflow.worker.webhooks import webhook_client
 
 # Beyond the budget, the last attempt may still be waiting on its provider.

@@ -33,7 +33,7 @@ import httpcore
 import httpx
 
 from otpflow.flow.destinations import DestinationRefused, is_forbidden, literal_address
-from otpflow.worker.signing import webhook_headers, webhook_secret
+from otpflow.flow.signing import webhook_headers, webhook_secret
 
 if TYPE_CHECKING:
     from otpflow.flow.contract import Tasks

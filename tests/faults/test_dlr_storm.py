@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from otpflow.flow.signing import dlr_token
 from otpflow.flow.store import FlowView
-from otpflow.worker.signing import dlr_token
 
 from harness import System, duplicate_sends, recipient, sms_step, statuses, whatsapp_step
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from otpflow.worker.signing import dlr_token
+from otpflow.flow.signing import dlr_token
 
 from harness import (
     HEADERS,

@@ -8,7 +8,7 @@ import time
 import pytest
 from standardwebhooks import Webhook
 
-from otpflow.worker.signing import verify_webhook_signature, webhook_secret
+from otpflow.flow.signing import verify_webhook_signature, webhook_secret
 
 from harness import WORKSPACE, System, recipient, sms_step, whatsapp_step
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from otpflow.flow.signing import webhook_headers, webhook_secret
 from otpflow.producers.webhooks import InvalidWebhook, verify_webhook
-from otpflow.worker.signing import webhook_headers, webhook_secret
 
 SECRET = "verifier-tests-secret-at-least-32-bytes"
 BODY = b'{"event":"channel_switch","request_id":"f1"}'

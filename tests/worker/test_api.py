@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from kombu.exceptions import OperationalError
 
 from otpflow.config.settings import Settings
+from otpflow.flow.signing import dlr_token
 from otpflow.producers import OtpflowClient
 from otpflow.worker.api import create_app
-from otpflow.worker.signing import dlr_token
 from otpflow.worker.stack import free_port
 
 HEADERS = {"x-api-key": "demo-key", "x-workspace-id": "demo"}

@@ -12,6 +12,7 @@ from otpflow.config.settings import Settings
 from otpflow.flow import keys, metrics
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest, Step
+from otpflow.flow.signing import read_dlr_token
 from otpflow.worker import tasks
 from otpflow.worker.providers.base import Callback, DeliveryReport
 from otpflow.worker.providers.errors import (
@@ -20,7 +21,6 @@ from otpflow.worker.providers.errors import (
     ProviderUnavailable,
 )
 from otpflow.worker.runtime import Runtime
-from otpflow.worker.signing import read_dlr_token
 
 from fakes import RecordingTasks
 

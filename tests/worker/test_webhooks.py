@@ -25,8 +25,8 @@ from standardwebhooks import Webhook
 
 from otpflow.config.settings import Settings
 from otpflow.flow import metrics
+from otpflow.flow.signing import verify_webhook_signature, webhook_secret
 from otpflow.worker.runtime import Runtime
-from otpflow.worker.signing import verify_webhook_signature, webhook_secret
 from otpflow.worker.webhooks import deliver, webhook_client
 
 SECRET = "webhook-tests-secret-at-least-32-bytes!"

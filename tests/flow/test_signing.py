@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from otpflow.worker.signing import (
+from otpflow.flow.signing import (
     BadToken,
     derive_key,
     dlr_token,
