@@ -5,6 +5,8 @@ Importing this module is a worker process's edge: the settings are built here, o
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 from celery import Celery
@@ -50,6 +52,12 @@ def create_worker_app(settings: Settings) -> Celery:
     return app
 
 
-settings = load_settings()
+# `celery -A otpflow.worker worker` starts here: the development-default warnings become log
+# lines like every other, not Python warnings with a file and line (`otpflow worker` has
+# printed them already, and silences them here)
+with warnings.catch_warnings(record=True) as _defaults:
+    settings = load_settings()
 configure_logging(settings.log_level)
+for _warning in _defaults:
+    logging.getLogger("otpflow.config").warning("%s", _warning.message)
 app = create_worker_app(settings)
