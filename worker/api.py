@@ -438,7 +438,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         summary="Check the code the person typed",
         response_model=Accepted,
         response_model_exclude_none=True,
-        responses=errors(400, 401, 404, 409, 410, 413, 415, 423, 503),
+        responses=errors(400, 401, 404, 409, 410, 413, 415, 423, 429, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -462,7 +462,9 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         await run_in_threadpool(own_flow, request_id, workspace)
         outcome = await run_in_threadpool(otp.verify, request_id, body.code)
         reply, status = verify_reply(outcome)
-        return JSONResponse(reply, status_code=status)
+        # a recipient past its wrong-code budget waits, as a refused send does
+        wait = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
+        return JSONResponse(reply, status_code=status, headers=wait)
 
     @app.get(
         "/v1/otpflow/{request_id}",

@@ -263,3 +263,20 @@ def test_a_callback_minted_before_a_secret_rotation_is_still_accepted(
     assert (
         api(otp).post("/v1/dlr/zixflow", params={"token": forged}, json=REPORT).status_code == 401
     )
+
+
+def test_a_recipient_past_its_wrong_code_budget_is_told_when_to_try_again(
+    redis_client: redis.Redis,
+) -> None:
+    settings = Settings(
+        broker_url="memory://", api_keys="demo:demo-key", limits={"verify_failures": 1}
+    )
+    otp = OtpflowClient(settings, redis_client=redis_client)
+    sms = FLOW["messages"][0] | {"data": FLOW["messages"][0]["data"] | {"message": "{{code}}"}}
+    flow_id = otp.send({"messages": [sms], "otp": {"max_attempts": 5}}, workspace="demo")
+    wrong = "0000"  # four digits: never the six-digit code
+    path = f"/v1/otpflow/{flow_id}/verify"
+    assert api(otp).post(path, headers=HEADERS, json={"code": wrong}).status_code == 400
+    reply = api(otp).post(path, headers=HEADERS, json={"code": wrong})
+    assert reply.status_code == 429, reply.text
+    assert 0 < int(reply.headers["retry-after"]) <= 3600
