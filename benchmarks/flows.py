@@ -2,7 +2,8 @@
 simulator over loopback.
 
 Every flow's SMS is accepted but never delivered (timeout --timeout seconds), so every flow
-switches to WhatsApp, which the simulator delivers after 100 ms. Printed:
+switches to WhatsApp, which the simulator delivers after 100 ms; with --sms delivered, every
+SMS is delivered 50 ms after it is sent instead. Printed:
 
 - completed flows/s: flows / (first submit -> last flow delivered);
 - send latency p50/p99: flow accepted (stored by the producer) -> SMS request at the simulator;
@@ -72,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
             "/_sim/rules",
             json={
                 "rules": [
-                    {"channel": "sms", "action": "never", "accept_delay_ms": args.provider_ms},
+                    # --sms delivered: the peak of flows that end at their first step
+                    {"channel": "sms", "accept_delay_ms": args.provider_ms}
+                    | (
+                        {"action": "deliver", "delay_ms": 50}
+                        if args.sms == "delivered"
+                        else {"action": "never"}
+                    ),
                     {
                         "channel": "whatsapp",
                         "action": "deliver",
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     duration = (max(ends) - started) if ends else float("nan")
     table = Table(
         title=f"{args.flows} flows, {args.workers} worker process(es) x "
-        f"{args.concurrency} {args.pool}, SMS timeout {args.timeout} s, "
+        f"{args.concurrency} {args.pool}, SMS {args.sms} (timeout {args.timeout} s), "
         f"provider answers in {args.provider_ms} ms"
     )
     table.add_column("metric")
@@ -171,6 +178,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument("--timeout", type=int, default=2, help="SMS step timeout (s)")
+    parser.add_argument(
+        "--sms",
+        choices=["never", "delivered"],
+        default="never",
+        help="never: every SMS times out and WhatsApp delivers (the switch lag); delivered: "
+        "the SMS is delivered 50 ms after it is sent (one send per flow: the peak)",
+    )
     parser.add_argument(
         "--provider-ms",
         type=int,
