@@ -5,10 +5,8 @@ Also the timeline's rendering and the error translation at the CLI's edge."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,13 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
-from rich.console import Console
 
-from otpflow.flow.store import FlowView, StepView
 from otpflow.producers import RateLimited, ServiceUnavailable
 from otpflow.worker import cli
 from otpflow.worker.stack import free_port
-from otpflow.worker.timeline import render_flow, summary
+
+from fakes import switched_flow
 
 OTPFLOW = shutil.which("otpflow", path=str(Path(sys.executable).parent)) or shutil.which("otpflow")
 GOOD_FLOW = {
@@ -431,179 +428,6 @@ def test_masked_hides_only_the_password() -> None:
     assert cli.masked("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
     assert cli.masked("amqp://user:pw@h:5672//") == "amqp://user:***@h:5672//"
     assert cli.masked("redis://h:6379/0") == "redis://h:6379/0"
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-T0 = 1_700_000_000.0
-
-
-def step(index: int, channel: str, status: str, **fields: object) -> StepView:
-    return StepView(
-        index=index, channel=channel, message_type="", timeout=10, status=status, **fields
-    )
-
-
-def switched_flow() -> FlowView:
-    return FlowView(
-        flow_id="flow-1",
-        workspace="ws",
-        status="delivered",
-        current=1,
-        created_at=T0,
-        updated_at=T0 + 3.25,
-        ended_at=T0 + 3.25,
-        delivered_step=1,
-        reason=None,
-        steps=[
-            step(
-                0,
-                "sms",
-                "failed",
-                provider="zixflow",
-                accepted_at=T0 + 0.4,
-                ended_at=T0 + 1.9,
-                dlr="undelivered",
-            ),
-            step(
-                1,
-                "whatsapp",
-                "delivered",
-                provider="gateway",
-                accepted_at=T0 + 2.0,
-                ended_at=T0 + 3.25,
-                dlr="delivered",
-            ),
-        ],
-        events=[
-            {"type": "flow_created", "steps": 2, "ts": T0},
-            {"type": "sent", "step": 0, "channel": "sms", "provider": "zixflow", "ts": T0 + 0.4},
-            {
-                "type": "attempt_failed",
-                "step": 0,
-                "channel": "sms",
-                "provider": "zixflow",
-                "attempt": 1,
-                "reason": "[Errno 111] [bold]refused[/bold]",
-                "ts": T0 + 0.3,
-            },
-            {"type": "dlr", "step": 0, "channel": "sms", "status": "undelivered", "ts": T0 + 1.9},
-            {
-                "type": "channel_switch",
-                "step": 0,
-                "channel": "sms",
-                "to_channel": "whatsapp",
-                "status": "failed",
-                "reason": "dlr_undelivered",
-                "ts": T0 + 1.95,
-            },
-            {
-                "type": "webhook",
-                "event": "channel_switch",
-                "step": 0,
-                "result": "delivered",
-                "code": 204,
-                "attempt": 1,
-                "ts": T0 + 2.1,
-            },
-            {"type": "flow_delivered", "step": 1, "ts": T0 + 3.25},
-        ],
-    )
-
-
-def rendered(view: FlowView, now: float | None = None) -> list[str]:
-    console = Console(width=120, no_color=True, record=True, file=io.StringIO())
-    console.print(render_flow(view, now=now))
-    return [line.rstrip() for line in console.export_text().splitlines()]
-
-
-def row(lines: list[str], first: str) -> list[str]:
-    return next(line.split() for line in lines if line.split()[:1] == [first])
-
-
-def test_the_timeline_shows_each_steps_outcome_and_the_events() -> None:
-    lines = rendered(switched_flow())
-    assert lines[0] == "flow flow-1  delivered by step 1 (whatsapp) after 3.25 s"
-    header = row(lines, "#")
-    assert header == [
-        "#",
-        "channel",
-        "provider",
-        "status",
-        "sent",
-        "ended",
-        "timeout",
-        "report",
-        "reason",
-    ]
-    assert row(lines, "0") == [
-        "0",
-        "sms",
-        "zixflow",
-        "failed",
-        "+0.40s",
-        "+1.90s",
-        "10s",
-        "undelivered",
-        "reported",
-        "undelivered",
-    ]
-    assert row(lines, "1")[:8] == [
-        "1",
-        "whatsapp",
-        "gateway",
-        "delivered",
-        "+2.00s",
-        "+3.25s",
-        "10s",
-        "delivered",
-    ]
-    text = "\n".join(lines)
-    for event in (
-        "+0.00s  flow created with 2 steps",
-        "+0.40s  step 0 sms: accepted by zixflow",
-        "+1.90s  step 0 sms: delivery report undelivered",
-        "+1.95s  switch sms -> whatsapp (step 0 failed: dlr_undelivered)",
-        "+2.10s  switch webhook for step 0: delivered (HTTP 204)",
-        "+3.25s  flow delivered by step 1",
-    ):
-        assert event in text, event
-    # provider text is printed as it is, never read as markup
-    assert "attempt 1 via zixflow failed ([Errno 111] [bold]refused[/bold])" in text
-
-
-def test_colors_follow_the_outcome() -> None:
-    console = Console(
-        width=120,
-        force_terminal=True,
-        color_system="standard",
-        record=True,
-        file=io.StringIO(),
-    )
-    console.print(render_flow(switched_flow()))
-    styled = console.export_text(styles=True)
-    step_rows = [line for line in styled.splitlines() if line.startswith(("0 ", "1 "))]
-    assert re.search(r"\x1b\[1;31mfailed *\x1b\[0m", step_rows[0])  # bold red
-    assert re.search(r"\x1b\[31mundelivered\x1b\[0m", step_rows[0])
-    assert re.search(r"\x1b\[1;32mdelivered *\x1b\[0m", step_rows[1])  # bold green
-    assert "\x1b[1;32mdelivered by step 1 (whatsapp)\x1b[0m" in styled
-
-
-def test_a_flow_no_worker_takes_says_so() -> None:
-    queued = FlowView(
-        flow_id="f",
-        workspace="ws",
-        status="queued",
-        current=0,
-        created_at=T0,
-        updated_at=T0,
-        ended_at=None,
-        delivered_step=None,
-        reason=None,
-        steps=[step(0, "sms", "pending")],
-    )
-    assert "otpflow worker" not in summary(queued, now=T0 + 1).plain
-    assert "is `otpflow worker` running?" in summary(queued, now=T0 + 60).plain
 
 
 def test_exit_codes_follow_the_outcome() -> None:

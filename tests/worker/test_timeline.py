@@ -20,7 +20,7 @@ from rich.console import Console, Group
 
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus
-from otpflow.flow.store import FlowStore, FlowView, StepView
+from otpflow.flow.store import FlowStore, FlowView
 from otpflow.worker.timeline import (
     COLUMNS,
     event_line,
@@ -30,32 +30,13 @@ from otpflow.worker.timeline import (
     summary,
 )
 
-from fakes import TEST_KEYRING
+from fakes import FLOW_ID, T0, TEST_KEYRING, switched_flow
+from fakes import step_view as step
 
-T0 = 1_700_000_000.0
-FLOW_ID = "3f2b8c1e-9a4d-4e7b-b1c2-5d6e7f809a1b"
 LONG_REASON = (
     "zixflow answered HTTP 503 Service Unavailable: upstream carrier gateway timed out after "
     "30000 ms (retry later) [code=GW_TIMEOUT]"
 )
-
-
-def step(
-    index: int,
-    channel: str,
-    status: str,
-    message_type: str = "",
-    timeout: int = 30,
-    **fields: object,
-) -> StepView:
-    return StepView(
-        index=index,
-        channel=channel,
-        message_type=message_type,
-        timeout=timeout,
-        status=status,
-        **fields,
-    )
 
 
 def failed_flow() -> FlowView:
@@ -140,47 +121,6 @@ def failed_flow() -> FlowView:
     )
 
 
-def delivered_flow() -> FlowView:
-    """Two steps: SMS reported undelivered, WhatsApp delivered."""
-    return FlowView(
-        flow_id=FLOW_ID,
-        workspace="demo",
-        status="delivered",
-        current=1,
-        created_at=T0,
-        updated_at=T0 + 3.25,
-        ended_at=T0 + 3.25,
-        delivered_step=1,
-        reason=None,
-        steps=[
-            step(
-                0,
-                "sms",
-                "failed",
-                provider="zixflow",
-                accepted_at=T0 + 0.4,
-                ended_at=T0 + 1.9,
-                dlr="undelivered",
-            ),
-            step(
-                1,
-                "whatsapp",
-                "delivered",
-                message_type="custom",
-                provider="zixflow",
-                accepted_at=T0 + 2.0,
-                ended_at=T0 + 3.25,
-                dlr="delivered",
-            ),
-        ],
-        events=[
-            {"type": "flow_created", "steps": 2, "ts": T0},
-            {"type": "dlr", "step": 0, "channel": "sms", "status": "undelivered", "ts": T0 + 1.9},
-            {"type": "flow_delivered", "step": 1, "ts": T0 + 3.25},
-        ],
-    )
-
-
 def rendered(renderable: object, width: int) -> list[str]:
     """As a pipe gets it: not a terminal, so no colors."""
     out = io.StringIO()
@@ -216,7 +156,7 @@ def column(lines: list[str], name: str) -> str:
     return " ".join(" ".join(cells).split())
 
 
-FLOWS = [pytest.param(failed_flow, id="failed"), pytest.param(delivered_flow, id="delivered")]
+FLOWS = [pytest.param(failed_flow, id="failed"), pytest.param(switched_flow, id="delivered")]
 
 
 @pytest.mark.parametrize("width", [80, 60])
@@ -254,7 +194,7 @@ def test_the_demo_live_view_fits(width: int) -> None:
 
 
 def test_a_wide_terminal_gets_one_table() -> None:
-    lines = rendered(render_flow(delivered_flow()), 120)
+    lines = rendered(render_flow(switched_flow()), 120)
     header = [line.split() for line in lines if line.startswith("#")]
     assert header == [list(COLUMNS)]
     assert lines[0] == f"flow {FLOW_ID}  delivered by step 1 (whatsapp) after 3.25 s"
@@ -358,3 +298,101 @@ def test_status_piped_is_plain_and_fits_80_columns(redis_client: redis.Redis) ->
     assert lines[0] == f"flow {flow_id}  delivered by step 1 (whatsapp)"
     assert re.fullmatch(r"after \d+\.\d\d s", lines[1])  # the summary breaks between its parts
     assert LONG_REASON in column(lines, "reason")
+
+
+# -- the whole flow, as otpflow status shows it ---------------------------------------------
+
+
+def rendered_wide(view: FlowView, now: float | None = None) -> list[str]:
+    console = Console(width=120, no_color=True, record=True, file=io.StringIO())
+    console.print(render_flow(view, now=now))
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+def cells(lines: list[str], first: str) -> list[str]:
+    return next(line.split() for line in lines if line.split()[:1] == [first])
+
+
+def test_the_timeline_shows_each_steps_outcome_and_the_events() -> None:
+    lines = rendered_wide(switched_flow())
+    assert lines[0] == f"flow {FLOW_ID}  delivered by step 1 (whatsapp) after 3.25 s"
+    header = cells(lines, "#")
+    assert header == [
+        "#",
+        "channel",
+        "provider",
+        "status",
+        "sent",
+        "ended",
+        "timeout",
+        "report",
+        "reason",
+    ]
+    assert cells(lines, "0") == [
+        "0",
+        "sms",
+        "zixflow",
+        "failed",
+        "+0.40s",
+        "+1.90s",
+        "10s",
+        "undelivered",
+        "reported",
+        "undelivered",
+    ]
+    assert cells(lines, "1")[:8] == [
+        "1",
+        "whatsapp",
+        "gateway",
+        "delivered",
+        "+2.00s",
+        "+3.25s",
+        "10s",
+        "delivered",
+    ]
+    text = "\n".join(lines)
+    for event in (
+        "+0.00s  flow created with 2 steps",
+        "+0.40s  step 0 sms: accepted by zixflow",
+        "+1.90s  step 0 sms: delivery report undelivered",
+        "+1.95s  switch sms -> whatsapp (step 0 failed: dlr_undelivered)",
+        "+2.10s  switch webhook for step 0: delivered (HTTP 204)",
+        "+3.25s  flow delivered by step 1",
+    ):
+        assert event in text, event
+    # provider text is printed as it is, never read as markup
+    assert "attempt 1 via zixflow failed ([Errno 111] [bold]refused[/bold])" in text
+
+
+def test_colors_follow_the_outcome() -> None:
+    console = Console(
+        width=120,
+        force_terminal=True,
+        color_system="standard",
+        record=True,
+        file=io.StringIO(),
+    )
+    console.print(render_flow(switched_flow()))
+    styled = console.export_text(styles=True)
+    step_rows = [line for line in styled.splitlines() if line.startswith(("0 ", "1 "))]
+    assert re.search(r"\x1b\[1;31mfailed *\x1b\[0m", step_rows[0])  # bold red
+    assert re.search(r"\x1b\[31mundelivered\x1b\[0m", step_rows[0])
+    assert re.search(r"\x1b\[1;32mdelivered *\x1b\[0m", step_rows[1])  # bold green
+    assert "\x1b[1;32mdelivered by step 1 (whatsapp)\x1b[0m" in styled
+
+
+def test_a_flow_no_worker_takes_says_so() -> None:
+    queued = FlowView(
+        flow_id="f",
+        workspace="ws",
+        status="queued",
+        current=0,
+        created_at=T0,
+        updated_at=T0,
+        ended_at=None,
+        delivered_step=None,
+        reason=None,
+        steps=[step(0, "sms", "pending")],
+    )
+    assert "otpflow worker" not in summary(queued, now=T0 + 1).plain
+    assert "is `otpflow worker` running?" in summary(queued, now=T0 + 60).plain
