@@ -434,21 +434,27 @@ redis.call('EXPIRE', TIMERS_KEY, ttl)
 
 _ADMIT = """
 -- Abuse limits for a new flow, checked and taken in one step. KEYS: per recipient its rate
--- key (its flows in the window, scored by start time), its active key and its messages key
--- (flow id -> messages that flow may send it). ARGV: flow id, window s, max flows per window,
--- allow concurrent, ttl, max messages per window, then per recipient this flow's messages.
+-- key (its flows in the window, scored by start time), its active key, its messages key
+-- (flow id -> messages that flow may send it) and its wrong-code budget. ARGV: flow id,
+-- window s, max flows per window, allow concurrent, ttl, max messages per window, max wrong
+-- codes (0: the flow has no code, so none is checked), then per recipient this flow's
+-- messages.
 -- A flow's messages count while the flow is in the rate key: a flow released from it (never
 -- accepted) or out of the window frees them too.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local window, limit, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local wrong_codes = tonumber(ARGV[7])
 local function wait_until(started)
   return tostring(math.max(1, math.ceil(tonumber(started) + window - now)))
 end
-for i = 1, #KEYS, 3 do
-  local rate, messages = KEYS[i], KEYS[i + 2]
-  local wanted = tonumber(ARGV[6 + (i + 2) / 3])
+for i = 1, #KEYS, 4 do
+  local rate, messages, failures = KEYS[i], KEYS[i + 2], KEYS[i + 3]
+  local wanted = tonumber(ARGV[7 + (i + 3) / 4])
   if wanted > budget then return {'too_many_messages', tostring(budget)} end
+  if wrong_codes > 0 and tonumber(redis.call('GET', failures) or '0') >= wrong_codes then
+    return {'verify_blocked', tostring(math.max(redis.call('TTL', failures), 1))}
+  end
   redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - window)
   local flows = redis.call('ZRANGE', rate, 0, -1, 'WITHSCORES')
   if #flows / 2 >= limit then return {'rate_limited', wait_until(flows[2])} end
@@ -469,14 +475,14 @@ for i = 1, #KEYS, 3 do
     if other then return {'active', other} end
   end
 end
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS, 4 do
   local rate, messages = KEYS[i], KEYS[i + 2]
   redis.call('ZADD', rate, now, ARGV[1])
   redis.call('EXPIRE', rate, math.ceil(window))
   for _, other in ipairs(redis.call('HKEYS', messages)) do
     if not redis.call('ZSCORE', rate, other) then redis.call('HDEL', messages, other) end
   end
-  redis.call('HSET', messages, ARGV[1], ARGV[6 + (i + 2) / 3])
+  redis.call('HSET', messages, ARGV[1], ARGV[7 + (i + 3) / 4])
   redis.call('EXPIRE', messages, math.ceil(window))
   if ARGV[4] ~= '1' then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', tonumber(ARGV[5])) end
 end
@@ -778,6 +784,7 @@ class FlowStore:
         limits: Limits,
         allow_concurrent: bool,
         active_ttl: int,
+        has_code: bool = False,
     ) -> tuple[Outcome, tuple[str, ...]]:
         """Check and take the abuse limits of a new flow for every recipient at once.
 
@@ -786,18 +793,21 @@ class FlowStore:
         ``ok``; ``rate_limited`` (too many flows) or ``message_limited`` (too many messages),
         detail: seconds to wait; ``too_many_messages`` (more than a window allows, however
         long one waits; detail: that maximum); ``active`` (detail: the flow already running
-        for a recipient). Returns the active markers it set."""
+        for a recipient); ``verify_blocked`` for a flow ``has_code`` to a recipient whose wrong
+        codes spent their budget (detail: seconds to wait, see :meth:`verify`). Returns the
+        active markers it set."""
         ordered = sorted(recipients)
-        triples = [
+        per_recipient = [
             (
                 keys.recipient_rate(workspace, recipient),
                 keys.active(workspace, recipient),
                 keys.recipient_messages(workspace, recipient),
+                keys.verify_failures(workspace, recipient),
             )
             for recipient in map(self.keyring.recipient_id, ordered)
         ]
         raw = self._admit(
-            keys=[key for triple in triples for key in triple],
+            keys=[key for group in per_recipient for key in group],
             args=[
                 flow_id,
                 limits.recipient_window_seconds,
@@ -805,11 +815,12 @@ class FlowStore:
                 int(allow_concurrent),
                 active_ttl,
                 limits.recipient_messages,
+                limits.verify_failures if has_code else 0,
                 *(recipients[address] for address in ordered),
             ],
         )
         kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
-        taken = () if allow_concurrent or kind != "ok" else tuple(t[1] for t in triples)
+        taken = () if allow_concurrent or kind != "ok" else tuple(g[1] for g in per_recipient)
         return Outcome(kind, detail), taken
 
     def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
@@ -842,21 +853,6 @@ class FlowStore:
         if hmac.compare_digest(attempt.detail.encode(), typed.encode()):
             return self._run("verified", flow_id)
         return self._run("wrong_code", flow_id, limits.verify_failure_window_seconds)
-
-    def verify_blocked(self, workspace: str, addresses: set[str], limits: Limits) -> int | None:
-        """Seconds until a recipient of these whose wrong codes spent their budget may start
-        a flow again, or None."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.verify_budget_keys(workspace, addresses):
-            pipe.get(key)
-            pipe.ttl(key)
-        replies = pipe.execute()
-        waits = [
-            max(int(ttl), 1)
-            for count, ttl in zip(replies[::2], replies[1::2], strict=True)
-            if int(count or 0) >= limits.verify_failures
-        ]
-        return max(waits) if waits else None
 
     def verify_budget_keys(self, workspace: str, addresses: set[str]) -> tuple[str, ...]:
         """The wrong-code budgets of these recipients (see :meth:`verify`)."""

@@ -201,17 +201,21 @@ class OtpflowClient:
         recipients = flow.messages_per_recipient()
         addresses = set(recipients)
         limits = self.settings.limits
-        if flow.otp is not None:
-            wait = self.store.verify_blocked(workspace, addresses, limits)
-            if wait is not None:
-                raise RateLimited(
-                    f"too many wrong codes for a recipient: at most {limits.verify_failures} "
-                    f"every {limits.verify_failure_window_seconds} s",
-                    retry_after=wait,
-                )
         admitted, active = self.store.admit(
-            flow_id, workspace, recipients, limits, flow.allow_concurrent, self._active_ttl(flow)
+            flow_id,
+            workspace,
+            recipients,
+            limits,
+            flow.allow_concurrent,
+            self._active_ttl(flow),
+            has_code=flow.otp is not None,
         )
+        if admitted.kind == "verify_blocked":
+            raise RateLimited(
+                f"too many wrong codes for a recipient: at most {limits.verify_failures} "
+                f"every {limits.verify_failure_window_seconds} s",
+                retry_after=int(admitted.detail),
+            )
         if admitted.kind == "too_many_messages":
             raise InvalidRequest(
                 [

@@ -18,6 +18,7 @@ from otpflow.flow.store import (
     MAX_REPORTS_PER_STEP,
     FlowDiscarded,
     FlowStore,
+    Outcome,
 )
 
 from fakes import TEST_KEYRING
@@ -719,7 +720,13 @@ def test_wrong_codes_across_flows_spend_one_budget_per_recipient(
     third = budgeted_flow(store)
     blocked = store.verify(third, right_code(store, third), limits)
     assert blocked.kind == "blocked" and 3500 < int(blocked.detail) <= 3600
-    assert store.verify_blocked("ws", {"919876543210"}, limits) == int(blocked.detail)
-    assert store.verify_blocked("ws", {"919876543211"}, limits) is None
+
+    # and no new flow with a code for that recipient until then, in the same admit step
+    def admit(address: str, has_code: bool = True) -> Outcome:
+        return store.admit("new", "ws", {address: 1}, limits, True, 60, has_code=has_code)[0]
+
+    assert admit("919876543210") == Outcome("verify_blocked", blocked.detail)
+    assert admit("919876543210", has_code=False).kind == "ok"
+    assert admit("919876543211").kind == "ok"
     other = budgeted_flow(store, "919876543211")
     assert store.verify(other, right_code(store, other), limits).kind == "verified"
