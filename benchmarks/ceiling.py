@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -30,8 +31,23 @@ HERE = Path(__file__).resolve().parent
 console = Console()
 
 
-def run(args: argparse.Namespace) -> int:
-    broker_url, counter_url = f"{args.redis}/10", f"{args.redis}/11"
+@dataclass(frozen=True)
+class Ceiling:
+    """What Celery alone does on this machine: publishes/s and consumed tasks/s, and the CPU
+    milliseconds each costs."""
+
+    tasks: int
+    published_per_second: float
+    publisher_cpu_ms: float
+    consumed_per_second: float
+    worker_cpu_ms: float
+    redis_cpu_ms: float
+
+
+def measure(server: str, tasks: int, workers: int, concurrency: int, producers: int) -> Ceiling:
+    """Publish `tasks` no-op tasks from `producers` threads, then let `workers` processes of
+    `concurrency` threads consume the full queue (broker in db 10, counter in db 11)."""
+    broker_url, counter_url = f"{server}/10", f"{server}/11"
     for url in (broker_url, counter_url):
         redis.Redis.from_url(url).flushdb()
     env = os.environ | {"CEILING_BROKER_URL": broker_url, "CEILING_COUNTER_URL": counter_url}
@@ -45,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     state = redis.Redis.from_url(counter_url)
     own_before = own_cpu()
     started = time.monotonic()
-    with ThreadPoolExecutor(args.producers) as pool:
-        list(pool.map(publish, range(args.tasks)))
+    with ThreadPoolExecutor(producers) as pool:
+        list(pool.map(publish, range(tasks)))
     published = time.monotonic()
     publisher_cpu = own_cpu() - own_before
-    workers = [
+    processes = [
         subprocess.Popen(
             [
                 sys.executable,
@@ -61,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 "--pool",
                 "threads",
                 "--concurrency",
-                str(args.concurrency),
+                str(concurrency),
                 "--queues",
                 "otpflow.send",
                 "--hostname",
@@ -74,32 +90,41 @@ def run(args: argparse.Namespace) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for index in range(args.workers)
+        for index in range(workers)
     ]
     try:
-        with progress_console.status("waiting for the workers to start consuming"):
+        with progress_console.status("Celery ceiling: waiting for the workers to consume"):
             while int(counter.get(COUNTER) or 0) < 1:
                 time.sleep(0.005)
         # from the first task done: the workers' start-up is not Celery's cost per task
         first, first_count = time.monotonic(), int(counter.get(COUNTER) or 0)
         redis_before = redis_cpu(state)
-        workers_before = sum(cpu_seconds(worker.pid) for worker in workers)
-        with progress_console.status("waiting for the tasks to run"):
-            while int(counter.get(COUNTER) or 0) < args.tasks:
+        workers_before = sum(cpu_seconds(process.pid) for process in processes)
+        with progress_console.status("Celery ceiling: waiting for the tasks to run"):
+            while int(counter.get(COUNTER) or 0) < tasks:
                 time.sleep(0.02)
         done = time.monotonic()
-        consumed = args.tasks - first_count
-        cpu = {
-            "workers": sum(cpu_seconds(worker.pid) for worker in workers) - workers_before,
-            "redis": redis_cpu(state) - redis_before,
-        }
+        consumed = tasks - first_count
+        worker_cpu = sum(cpu_seconds(process.pid) for process in processes) - workers_before
+        redis_used = redis_cpu(state) - redis_before
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        state.close()
+    return Ceiling(
+        tasks=tasks,
+        published_per_second=tasks / (published - started),
+        publisher_cpu_ms=publisher_cpu / tasks * 1000,
+        consumed_per_second=consumed / (done - first),
+        worker_cpu_ms=worker_cpu / consumed * 1000,
+        redis_cpu_ms=redis_used / consumed * 1000,
+    )
 
-    rate = consumed / (done - first)
+
+def run(args: argparse.Namespace) -> int:
+    ceiling = measure(args.redis, args.tasks, args.workers, args.concurrency, args.producers)
     table = Table(
         title=f"Celery ceiling: {args.tasks} no-op tasks, {args.workers} worker process(es) x "
         f"{args.concurrency} threads, OTPflow's Celery settings"
@@ -108,16 +133,16 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("value", justify="right")
     table.add_row(
         f"published/s ({args.producers} threads, one process)",
-        f"{args.tasks / (published - started):.0f} "
-        f"({publisher_cpu / args.tasks * 1000:.2f} ms CPU each)",
+        f"{ceiling.published_per_second:.0f} ({ceiling.publisher_cpu_ms:.2f} ms CPU each)",
     )
-    table.add_row("consumed tasks/s (queue full)", f"{rate:.0f}")
+    table.add_row("consumed tasks/s (queue full)", f"{ceiling.consumed_per_second:.0f}")
     table.add_row(
         "CPU ms per task consumed",
-        ", ".join(f"{name} {sec / consumed * 1000:.2f}" for name, sec in cpu.items()),
+        f"workers {ceiling.worker_cpu_ms:.2f}, redis {ceiling.redis_cpu_ms:.2f}",
     )
     table.add_row(
-        f"flows/s at {args.tasks_per_flow} task(s) per flow", f"{rate / args.tasks_per_flow:.0f}"
+        f"flows/s at {args.tasks_per_flow} task(s) per flow",
+        f"{ceiling.consumed_per_second / args.tasks_per_flow:.0f}",
     )
     console.print(table)
     return 0

@@ -183,10 +183,16 @@ def redis_cpu(client: redis.Redis) -> float:
 
 @contextmanager
 def bench_stack(
-    server: str, workers: int, concurrency: int, pool: str = "threads", broker_url: str = ""
+    server: str,
+    workers: int,
+    concurrency: int,
+    pool: str = "threads",
+    broker_url: str = "",
+    api_processes: int = 1,
 ) -> Iterator[Stack]:
-    """The simulator, the API and `workers` worker processes on fresh benchmark databases
-    (state in db 11, the broker in db 10 unless `broker_url` names another), stopped after."""
+    """The simulator, the API (`api_processes` processes) and `workers` worker processes on
+    fresh benchmark databases (state in db 11, the broker in db 10 unless `broker_url` names
+    another), stopped after."""
     state_url = f"{server}/11"
     for url in (state_url, f"{server}/10"):
         client = redis.Redis.from_url(url)
@@ -202,6 +208,6 @@ def bench_stack(
             for index in range(workers):
                 stack.start_worker(f"worker{index + 1}", concurrency, pool)
             stack.start_simulator()
-            stack.start_api()
+            stack.start_api(api_processes)
             stack.wait_ready()
         yield stack

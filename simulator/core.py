@@ -153,6 +153,8 @@ class SimState:
                 if self.client is None:
                     raise RuntimeError("HTTP client not started (app lifespan not running)")
                 async with self.postback_slots:
+                    # when the request leaves, not when it began to wait for a slot
+                    record["sent_at"] = time.time()
                     resp = await self.client.post(url, json=body)
                 record["response_status"] = resp.status_code
             except Exception as exc:  # recorded; retried below

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from otpflow.config.settings import Settings
+from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
 from otpflow.flow import keys
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
@@ -39,6 +40,7 @@ from otpflow.producers.client import (
     verify_reply,
 )
 from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
+from otpflow.worker.logs import configure_logging
 from otpflow.worker.metrics import CONTENT_TYPE, render
 from otpflow.worker.providers import build_providers
 from otpflow.worker.webhooks import iso
@@ -582,3 +584,13 @@ def flow_json(view: FlowView) -> dict[str, Any]:
         ],
         "events": [{**e, "ts": _time(e["ts"])} for e in view.events],
     }
+
+
+def app_from_env() -> FastAPI:
+    """The app of one of several API processes (``otpflow api --processes N``): each builds
+    its own from the environment, after its parent has checked the settings."""
+    with warnings.catch_warnings():  # the parent has told the development defaults already
+        warnings.simplefilter("ignore", InsecureDefaultWarning)
+        settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -166,8 +166,17 @@ class Stack:
             str(self.smtp_port),
         )
 
-    def start_api(self) -> None:
-        self._spawn("api", "api", "--host", "127.0.0.1", "--port", str(self.api_port))
+    def start_api(self, processes: int = 1) -> None:
+        self._spawn(
+            "api",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.api_port),
+            "--processes",
+            str(processes),
+        )
 
     def start_worker(
         self, name: str = "worker", concurrency: int = 8, pool: str = "threads"

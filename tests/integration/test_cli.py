@@ -9,16 +9,28 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from otpflow.worker.api import flow_json
+from otpflow.worker.stack import free_port
 
-from harness import BROKER_URL, STATE_URL, System, recipient, sms_step, whatsapp_step
+from harness import (
+    BROKER_URL,
+    HEADERS,
+    STATE_URL,
+    System,
+    recipient,
+    sms_step,
+    wait_for,
+    whatsapp_step,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +180,31 @@ def test_send_gives_up_at_its_timeout_with_one_line(system: System, tmp_path: Pa
     assert lines[0].startswith(f"error: flow {request_id.group(1)} had not ended after 1 s")
     assert f"otpflow status {request_id.group(1)}" in lines[0]
     assert not system.flow(request_id.group(1)).terminal
+
+
+def test_the_api_serves_from_several_processes(system: System) -> None:
+    """``otpflow api --processes 2``: uvicorn's workers, each building its own app from the
+    environment, answer on one port and see the same flows."""
+    port = free_port()
+    env = system.stack.env() | {"OTPFLOW_LOG_LEVEL": "WARNING"}
+    command = [OTPFLOW or "otpflow", "api", "--port", str(port), "--processes", "2"]
+    api = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            wait_for(
+                lambda: http.get("/readyz").status_code == 200,
+                timeout=60,
+                what="the API's processes to answer",
+                ignoring=(httpx.HTTPError,),
+            )
+            request_id = system.start({"messages": [sms_step(recipient())]})
+            for _ in range(10):
+                reply = http.get(f"/v1/otpflow/{request_id}", headers=HEADERS)
+                assert reply.status_code == 200 and reply.json()["request_id"] == request_id
+        children = Path(f"/proc/{api.pid}/task/{api.pid}/children").read_text().split()
+        assert len(children) >= 2, "one process per --processes, under uvicorn's supervisor"
+    finally:
+        os.killpg(api.pid, signal.SIGTERM)
+        api.wait(30)
