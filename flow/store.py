@@ -218,19 +218,29 @@ return {'recorded', ''}
 """
 
 _DLR = """
+-- ARGV[10]: the raw report to keep for relaying to the caller ('' for none), KEYS[7] the list
+-- it is kept in, ARGV[11] how many a step keeps. Returned fourth: its index, or -1.
 local i, dlr, step_event, provider = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local message_id, max_reports = ARGV[8], tonumber(ARGV[9])
 local before = sget(i, 'status')
 if not before or before == 'pending' or before == 'skipped' then
   -- no message went out for this step: whatever this is, it is not its report
-  return {'ignored', before or ''}
+  return {'ignored', before or '', '0', -1}
 end
 -- A step's callback token is good for the flow's life: replayed or invented reports must not
 -- grow it without bound. Past a budget per step nothing more is recorded, and a report seen
 -- before (its status for that provider message) is a duplicate, however they alternate.
 if redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':dlr_count', 1) > max_reports then
-  return {'too_many', ''}
+  return {'too_many', '', '0', -1}
 end
+-- every report from here on, duplicates too, reaches a caller who gave its own post_back_url
+local kept = -1
+if ARGV[10] ~= '' and sget(i, 'relay') == '1'
+    and redis.call('HINCRBY', FLOW_KEY, 's' .. i .. ':kept', 1) <= tonumber(ARGV[11]) then
+  kept = redis.call('RPUSH', KEYS[7], ARGV[10]) - 1
+  redis.call('EXPIRE', KEYS[7], TTL)
+end
+local function apply()
 local seen, this = sget(i, 'dlr_seen') or '\\n', dlr .. ' ' .. message_id .. '\\n'
 if string.find(seen, '\\n' .. this, 1, true) then return {'duplicate', ''} end
 sset(i, 'dlr_seen', seen .. this)
@@ -277,6 +287,9 @@ end
 -- failed: the next channel starts now instead of at the timeout
 if FLOW_ENDED[flow_status] or tonumber(get('current')) ~= i then return {'recorded', ''} end
 return advance(i, 'dlr_' .. dlr)
+end
+local result = apply()
+return {result[1], result[2], result[3] or '0', kept}
 """
 
 _CHECK = """
@@ -519,17 +532,6 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return tostring(now + tonumber(ARGV[2]))
 """
 
-_KEEP_REPORT = """
--- Keep a raw report for relaying, if the step asked for relays; bounded per step.
-if redis.call('HGET', KEYS[1], 's' .. ARGV[1] .. ':relay') ~= '1' then return -1 end
-if redis.call('HINCRBY', KEYS[1], 's' .. ARGV[1] .. ':kept', 1) > tonumber(ARGV[4]) then
-  return -1
-end
-local length = redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-return length - 1
-"""
-
 _CANCEL = """
 if not flow_to('cancel') then return {'ignored', get('status')} end
 close_steps()
@@ -571,6 +573,14 @@ class Claim(Outcome):
 
     request: FlowRequest | None = None
     code: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded(Outcome):
+    """A delivery report's outcome; ``kept``: the index of its raw report, kept for the relay
+    task, or None."""
+
+    kept: int | None = None
 
 
 @dataclass(frozen=True)
@@ -697,7 +707,6 @@ class FlowStore:
         self._take_due = redis.register_script(_TAKE_DUE)
         self._create = redis.register_script(_CREATE)
         self._later = redis.register_script(_LATER)
-        self._keep_report = redis.register_script(_KEEP_REPORT)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -950,13 +959,23 @@ class FlowStore:
         status: DlrStatus,
         provider: str,
         message_id: str | None = None,
-    ) -> Outcome:
+        raw: Any = None,
+    ) -> Recorded:
         """Record a normalised report: ``delivered``; a failed report of the running step moves
         the flow on at once, ``switched`` (to the step in detail) or ``exhausted``; otherwise
         ``recorded``, ``late``, ``duplicate`` (this status of this provider message was
-        recorded before) or ``too_many`` (the step's report budget is spent)."""
+        recorded before) or ``too_many`` (the step's report budget is spent).
+
+        ``raw``, the provider's own report, is kept in the same step if the step relays
+        reports to its caller (bounded per step); ``kept`` is then its index for the relay
+        task."""
         step_event = DLR_EVENTS[status]
-        return self._run(
+        report = (
+            json.dumps({"provider": provider, "status": status.value, "body": raw})
+            if raw is not None
+            else ""
+        )
+        answer = self._call(
             "dlr",
             flow_id,
             step,
@@ -965,19 +984,18 @@ class FlowStore:
             provider,
             " ".join((message_id or "").split())[:128],  # one line: it is a separator below
             MAX_REPORTS_PER_STEP,
+            report,
+            MAX_KEPT_REPORTS_PER_STEP,
+            extra_keys=[keys.reports(flow_id)],
         )
-
-    def keep_report(
-        self, flow_id: str, step: int, provider: str, status: DlrStatus, body: Any
-    ) -> int | None:
-        """Keep a provider's raw report if the step relays reports to its caller; return its
-        index for the relay task, or None."""
-        report = json.dumps({"provider": provider, "status": status.value, "body": body})
-        index = self._keep_report(
-            keys=[keys.flow(flow_id), keys.reports(flow_id)],
-            args=[step, report, self.ttl_seconds, MAX_KEPT_REPORTS_PER_STEP],
+        # a missing flow answers from the prelude, with two fields
+        kind, detail, flag, kept = [*answer, "0", -1][:4]
+        return Recorded(
+            _text(kind),
+            _text(detail),
+            notify=_text(flag) == "1",
+            kept=int(kept) if int(kept) >= 0 else None,
         )
-        return int(index) if int(index) >= 0 else None
 
     def report(self, flow_id: str, index: int) -> dict[str, Any] | None:
         raw = self.redis.lindex(keys.reports(flow_id), index)

@@ -43,6 +43,7 @@ from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
 from otpflow.worker.logs import configure_logging
 from otpflow.worker.metrics import CONTENT_TYPE, render
 from otpflow.worker.providers import build_providers
+from otpflow.worker.runtime import freeze_heap
 from otpflow.worker.webhooks import iso
 
 logger = logging.getLogger("otpflow.api")
@@ -287,6 +288,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        freeze_heap()  # the app and its clients are built: keep full collections short
         yield
         http.close()
         otp.close()

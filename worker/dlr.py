@@ -49,17 +49,21 @@ class DlrIntake:
             # a step int() cannot read (thousands of digits, a superscript digit) is a
             # malformed token like any other, not a server error
             raise BadToken("malformed DLR token") from exc
-        for report in reports:
+        for number, report in enumerate(reports, 1):
+            # the callback's raw body goes with its last report: kept in the same step for a
+            # caller who gave its own post_back_url (every callback, duplicates too)
             outcome = self._store.record_dlr(
-                flow_id, step, report.status, provider_name, report.message_id
+                flow_id,
+                step,
+                report.status,
+                provider_name,
+                report.message_id,
+                raw=body if number == len(reports) else None,
             )
             # a failed report switched the flow (the next send), or a report ended it
             self._tasks.follow_up(outcome, flow_id, step)
-        if outcome.kind not in ("missing", "ignored", "too_many"):
-            # every callback, duplicates too, reaches a caller who gave its own post_back_url
-            index = self._store.keep_report(flow_id, step, provider_name, report.status, body)
-            if index is not None:
-                self._tasks.relay_dlr(flow_id, step, index)
+        if outcome.kept is not None:
+            self._tasks.relay_dlr(flow_id, step, outcome.kept)
         return outcome
 
 

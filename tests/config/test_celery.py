@@ -42,3 +42,9 @@ def test_workload_choices() -> None:
     assert conf.broker_transport_options["ack_emulation"] is False
     assert not conf.beat_schedule, "no periodic task: the workers' timer loop recovers"
     assert conf.task_serializer == "json"
+    # task events cost about a fifth of a worker's CPU: sent only once a monitor asks (Flower
+    # does, every 5 s: tests/integration/test_flower.py), or when a deployment says so
+    assert conf.worker_send_task_events is False and conf.task_send_sent_event is False
+    assert make_celery(Settings(broker_url="memory://", task_events=True)).conf[
+        "worker_send_task_events"
+    ]

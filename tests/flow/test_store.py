@@ -426,20 +426,31 @@ def test_report_for_a_step_never_sent_changes_nothing(store: FlowStore) -> None:
 def test_reports_are_kept_only_for_steps_that_relay(store: FlowStore) -> None:
     relaying = sms()
     relaying["data"] = relaying["data"] | {"post_back_url": "https://caller.example/dlr"}
-    flow_id = new_flow(store, relaying, whatsapp())
-    assert store.keep_report(flow_id, 0, "zixflow", DlrStatus.FAILED, {"status": "failed"}) == 0
-    assert store.keep_report(flow_id, 0, "zixflow", DlrStatus.FAILED, {"status": "failed"}) == 1
-    assert store.keep_report(flow_id, 1, "zixflow", DlrStatus.FAILED, {"status": "failed"}) is None
-    assert store.report(flow_id, 1) == {
+    flow_id = new_flow(store, relaying, whatsapp(), sms())
+    sent(store, flow_id, 0, 30)
+
+    def kept(step: int, status: DlrStatus, message_id: str = "m0") -> int | None:
+        body = {"status": status.value, "id": message_id}
+        return store.record_dlr(flow_id, step, status, "zixflow", message_id, raw=body).kept
+
+    assert kept(0, DlrStatus.SENT) == 0
+    assert kept(0, DlrStatus.SENT) == 1  # a duplicate is relayed too
+    assert store.record_dlr(flow_id, 0, DlrStatus.SENT, "zixflow", "m1").kept is None  # no raw
+    assert kept(0, DlrStatus.FAILED) == 2  # the switch to step 1
+    assert store.report(flow_id, 2) == {
         "provider": "zixflow",
         "status": "failed",
-        "body": {"status": "failed"},
+        "body": {"status": "failed", "id": "m0"},
     }
-    for _ in range(200):
-        store.keep_report(flow_id, 0, "zixflow", DlrStatus.SENT, {"status": "sent"})
+    sent(store, flow_id, 1, 30)
+    assert kept(1, DlrStatus.SENT) is None  # step 1 gave no post_back_url
+    assert kept(2, DlrStatus.SENT) is None  # step 2 never sent: its reports are ignored
+    for index in range(200):
+        kept(0, DlrStatus.SENT, f"m{index}")
     # bounded per step: a callback token cannot make the store keep more
     assert store.redis.llen(keys.reports(flow_id)) == MAX_KEPT_REPORTS_PER_STEP
     assert 0 < store.redis.ttl(keys.reports(flow_id)) <= 600
+    assert store.record_dlr("no-such-flow", 0, DlrStatus.SENT, "zixflow", raw={}).kind == "missing"
 
 
 def right_code(store: FlowStore, flow_id: str) -> str:

@@ -3,8 +3,9 @@ for credentials, refuses to act, and nothing it returns holds a recipient, an ad
 
 `celery -A otpflow.worker flower` runs as a real process beside the system on its own Redis
 databases (``observed_system``), read-only behind basic auth as docker-compose.yml runs it.
-Flower only knows the events sent after it connects, so it is up, and has heard every worker,
-before the first flow is sent.
+Flower only knows the events sent after it connects, and workers send task events only once
+Flower has asked them to (OTPFLOW_TASK_EVENTS is off by default), so Flower is up and lists
+a probe task of every worker before the first flow is sent.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from otpflow.config.celery import (
 )
 from otpflow.worker.stack import free_port
 
-from harness import System, recipient, sms_step
+from harness import System, recipient, sms_step, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,10 +105,24 @@ def start_flower(system: System, log_dir: Path) -> Flower:
         alive = flower.get("/api/workers", status="true").json()
         return all(alive.get(name) for name in WORKER_NAMES)
 
+    publish = system.client().celery.send_task
+
+    def hears_tasks_of_every_worker() -> bool:
+        # Workers send task events only once a monitor asks; Flower asks every 5 s. A probe
+        # task (for no flow) shows which workers have been asked.
+        publish(NOTIFY_TERMINAL, args=[f"probe-{uuid.uuid4()}", 1])
+        probes = [task for task in flower.tasks().values() if "probe-" in (task["args"] or "")]
+        return {task["worker"] for task in probes} >= set(WORKER_NAMES)
+
     try:
         system.wait(answers, timeout=30, what="Flower to answer")
-        # worker heartbeats reach Flower as events: once it has heard both, it hears tasks too
         system.wait(heard_every_worker, timeout=30, what="Flower to hear every worker")
+        wait_for(
+            hears_tasks_of_every_worker,
+            timeout=30,
+            what="every worker to send task events to Flower",
+            interval=0.5,
+        )
     except BaseException:
         flower.stop()
         raise

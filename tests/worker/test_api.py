@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from typing import Any
@@ -280,3 +281,12 @@ def test_a_recipient_past_its_wrong_code_budget_is_told_when_to_try_again(
     reply = api(otp).post(path, headers=HEADERS, json={"code": wrong})
     assert reply.status_code == 429, reply.text
     assert 0 < int(reply.headers["retry-after"]) <= 3600
+
+
+def test_the_api_freezes_its_heap_once_started(otp: OtpflowClient) -> None:
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(otp.settings, otp)):  # runs the lifespan
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
