@@ -98,7 +98,7 @@ local function clear_deadline(i)
   redis.call('ZREM', TIMERS_KEY, FLOW_ID .. ':' .. i)
 end
 
--- The recipients may start a new flow now (the markers admit set, if still this flow's).
+-- The recipients may start a new flow now (the markers submit set, if still this flow's).
 local function release_recipients()
   for key in string.gmatch(get('active') or '', '%S+') do
     if redis.call('GET', key) == FLOW_ID then redis.call('DEL', key) end
@@ -415,37 +415,39 @@ event(cjson.decode(ARGV[4]))
 return {'added', ''}
 """
 
-_CREATE = """
+_CREATE_FUNCTION = """
 -- A new flow, all its keys at once, each with its TTL, its times in Redis time, and step 0's
 -- timer: if its send is not claimed within the grace period, the timer loop sends it again
 -- (or discards the flow, if its producer never confirmed it).
-local FLOW_KEY, EVENTS_KEY, TIMERS_KEY = KEYS[1], KEYS[2], KEYS[3]
-local REQUEST_KEY, CODE_KEY = KEYS[4], KEYS[5]
-local flow_id, ttl, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local fields, request, steps = cjson.decode(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local code, code_ttl = ARGV[7], tonumber(ARGV[8])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local hash = {'created_at', now, 'updated_at', now}
-for name, value in pairs(fields) do
-  hash[#hash + 1] = name
-  hash[#hash + 1] = value
+local function create(KEYS, ARGV)
+  local FLOW_KEY, EVENTS_KEY, TIMERS_KEY = KEYS[1], KEYS[2], KEYS[3]
+  local REQUEST_KEY, CODE_KEY = KEYS[4], KEYS[5]
+  local flow_id, ttl, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+  local fields, request, steps = cjson.decode(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+  local code, code_ttl = ARGV[7], tonumber(ARGV[8])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local hash = {'created_at', now, 'updated_at', now}
+  for name, value in pairs(fields) do
+    hash[#hash + 1] = name
+    hash[#hash + 1] = value
+  end
+  if code_ttl then
+    hash[#hash + 1] = 'otp_expires_at'
+    hash[#hash + 1] = now + code_ttl
+  end
+  redis.call('HSET', FLOW_KEY, unpack(hash))
+  redis.call('EXPIRE', FLOW_KEY, ttl)
+  redis.call('SET', REQUEST_KEY, request, 'EX', ttl)
+  redis.call('RPUSH', EVENTS_KEY, cjson.encode({type = 'flow_created', ts = now, steps = steps}))
+  redis.call('EXPIRE', EVENTS_KEY, ttl)
+  if code ~= '' then redis.call('SET', CODE_KEY, code, 'EX', code_ttl) end
+  redis.call('ZADD', TIMERS_KEY, now + grace, flow_id .. ':0')
+  redis.call('EXPIRE', TIMERS_KEY, ttl)
 end
-if code_ttl then
-  hash[#hash + 1] = 'otp_expires_at'
-  hash[#hash + 1] = now + code_ttl
-end
-redis.call('HSET', FLOW_KEY, unpack(hash))
-redis.call('EXPIRE', FLOW_KEY, ttl)
-redis.call('SET', REQUEST_KEY, request, 'EX', ttl)
-redis.call('RPUSH', EVENTS_KEY, cjson.encode({type = 'flow_created', ts = now, steps = steps}))
-redis.call('EXPIRE', EVENTS_KEY, ttl)
-if code ~= '' then redis.call('SET', CODE_KEY, code, 'EX', code_ttl) end
-redis.call('ZADD', TIMERS_KEY, now + grace, flow_id .. ':0')
-redis.call('EXPIRE', TIMERS_KEY, ttl)
 """
 
-_ADMIT = """
+_ADMIT_FUNCTION = """
 -- Abuse limits for a new flow, checked and taken in one step. KEYS: per recipient its rate
 -- key (its flows in the window, scored by start time), its active key, its messages key
 -- (flow id -> messages that flow may send it) and its wrong-code budget. ARGV: flow id,
@@ -454,53 +456,73 @@ _ADMIT = """
 -- messages.
 -- A flow's messages count while the flow is in the rate key: a flow released from it (never
 -- accepted) or out of the window frees them too.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local window, limit, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
-local wrong_codes = tonumber(ARGV[7])
-local function wait_until(started)
-  return tostring(math.max(1, math.ceil(tonumber(started) + window - now)))
-end
-for i = 1, #KEYS, 4 do
-  local rate, messages, failures = KEYS[i], KEYS[i + 2], KEYS[i + 3]
-  local wanted = tonumber(ARGV[7 + (i + 3) / 4])
-  if wanted > budget then return {'too_many_messages', tostring(budget)} end
-  if wrong_codes > 0 and tonumber(redis.call('GET', failures) or '0') >= wrong_codes then
-    return {'verify_blocked', tostring(math.max(redis.call('TTL', failures), 1))}
+local function admit(KEYS, ARGV)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local window, limit, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
+  local wrong_codes = tonumber(ARGV[7])
+  local function wait_until(started)
+    return tostring(math.max(1, math.ceil(tonumber(started) + window - now)))
   end
-  redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - window)
-  local flows = redis.call('ZRANGE', rate, 0, -1, 'WITHSCORES')
-  if #flows / 2 >= limit then return {'rate_limited', wait_until(flows[2])} end
-  local counts, sent = {}, 0
-  for j = 1, #flows, 2 do
-    counts[j] = tonumber(redis.call('HGET', messages, flows[j]) or '1')
-    sent = sent + counts[j]
-  end
-  if sent + wanted > budget then
-    -- the wait: until enough of the oldest flows leave the window
+  for i = 1, #KEYS, 4 do
+    local rate, messages, failures = KEYS[i], KEYS[i + 2], KEYS[i + 3]
+    local wanted = tonumber(ARGV[7 + (i + 3) / 4])
+    if wanted > budget then return {'too_many_messages', tostring(budget)} end
+    if wrong_codes > 0 and tonumber(redis.call('GET', failures) or '0') >= wrong_codes then
+      return {'verify_blocked', tostring(math.max(redis.call('TTL', failures), 1))}
+    end
+    redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - window)
+    local flows = redis.call('ZRANGE', rate, 0, -1, 'WITHSCORES')
+    if #flows / 2 >= limit then return {'rate_limited', wait_until(flows[2])} end
+    local counts, sent = {}, 0
     for j = 1, #flows, 2 do
-      sent = sent - counts[j]
-      if sent + wanted <= budget then return {'message_limited', wait_until(flows[j + 1])} end
+      counts[j] = tonumber(redis.call('HGET', messages, flows[j]) or '1')
+      sent = sent + counts[j]
+    end
+    if sent + wanted > budget then
+      -- the wait: until enough of the oldest flows leave the window
+      for j = 1, #flows, 2 do
+        sent = sent - counts[j]
+        if sent + wanted <= budget then return {'message_limited', wait_until(flows[j + 1])} end
+      end
+    end
+    if ARGV[4] ~= '1' then
+      local other = redis.call('GET', KEYS[i + 1])
+      if other then return {'active', other} end
     end
   end
-  if ARGV[4] ~= '1' then
-    local other = redis.call('GET', KEYS[i + 1])
-    if other then return {'active', other} end
+  for i = 1, #KEYS, 4 do
+    local rate, messages = KEYS[i], KEYS[i + 2]
+    redis.call('ZADD', rate, now, ARGV[1])
+    redis.call('EXPIRE', rate, math.ceil(window))
+    for _, other in ipairs(redis.call('HKEYS', messages)) do
+      if not redis.call('ZSCORE', rate, other) then redis.call('HDEL', messages, other) end
+    end
+    redis.call('HSET', messages, ARGV[1], ARGV[7 + (i + 3) / 4])
+    redis.call('EXPIRE', messages, math.ceil(window))
+    if ARGV[4] ~= '1' then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', tonumber(ARGV[5])) end
   end
+  return {'ok', ''}
 end
-for i = 1, #KEYS, 4 do
-  local rate, messages = KEYS[i], KEYS[i + 2]
-  redis.call('ZADD', rate, now, ARGV[1])
-  redis.call('EXPIRE', rate, math.ceil(window))
-  for _, other in ipairs(redis.call('HKEYS', messages)) do
-    if not redis.call('ZSCORE', rate, other) then redis.call('HDEL', messages, other) end
-  end
-  redis.call('HSET', messages, ARGV[1], ARGV[7 + (i + 3) / 4])
-  redis.call('EXPIRE', messages, math.ceil(window))
-  if ARGV[4] ~= '1' then redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', tonumber(ARGV[5])) end
-end
-return {'ok', ''}
 """
+
+_CREATE = _CREATE_FUNCTION + "return create(KEYS, ARGV)\n"
+
+# Admit and create in one step, one round trip: KEYS are create's five, then admit's; ARGV[1]
+# is how many of the rest are admit's, followed by admit's and then create's. Nothing is
+# created for a flow the limits refuse.
+_SUBMIT = (
+    _ADMIT_FUNCTION
+    + _CREATE_FUNCTION
+    + """
+local admit_args = tonumber(ARGV[1])
+local verdict = admit({unpack(KEYS, 6, #KEYS)}, {unpack(ARGV, 2, 1 + admit_args)})
+if verdict[1] == 'ok' then
+  create({unpack(KEYS, 1, 5)}, {unpack(ARGV, 2 + admit_args, #ARGV)})
+end
+return verdict
+"""
+)
 
 _TAKE_DUE = """
 -- Take up to ARGV[1] due timers, each leased for ARGV[2] seconds: a worker that dies holding
@@ -703,7 +725,7 @@ class FlowStore:
                 "event": _EVENT,
             }.items()
         }
-        self._admit = redis.register_script(_ADMIT)
+        self._submit = redis.register_script(_SUBMIT)
         self._take_due = redis.register_script(_TAKE_DUE)
         self._create = redis.register_script(_CREATE)
         self._later = redis.register_script(_LATER)
@@ -720,12 +742,24 @@ class FlowStore:
     ) -> str:
         """Store a new flow (all keys at once, each with its TTL) and return its id.
 
-        ``active_keys`` are the per-recipient markers :meth:`admit` set, released when the flow
-        ends; ``verify_budget_keys`` the recipients' wrong-code budgets
+        ``active_keys`` are the per-recipient markers :meth:`submit` sets, released when the
+        flow ends; ``verify_budget_keys`` the recipients' wrong-code budgets
         (:meth:`verify_budget_keys`). A flow with an ``otp`` block gets its code's HMAC, kept
         only for the code's ``ttl`` (the code itself is made from the flow's id when sent).
         """
         flow_id = flow_id or str(uuid.uuid4())
+        self._create(*self._creation(workspace, request, flow_id, active_keys, verify_budget_keys))
+        return flow_id
+
+    def _creation(
+        self,
+        workspace: str,
+        request: FlowRequest,
+        flow_id: str,
+        active_keys: tuple[str, ...],
+        verify_budget_keys: tuple[str, ...],
+    ) -> tuple[list[str], list[str | int | float]]:
+        """The keys and arguments of the create script (see :meth:`create`)."""
         wants = set(request.webhook_events) if request.webhook_url else set()
         fields: dict[str, str | int] = {
             "workspace": workspace,
@@ -751,15 +785,15 @@ class FlowStore:
             fields[f"s{index}:attempts"] = 0
             if getattr(step.data, "post_back_url", None):
                 fields[f"s{index}:relay"] = 1
-        self._create(
-            keys=[
+        return (
+            [
                 keys.flow(flow_id),
                 keys.events(flow_id),
                 keys.timers(),
                 keys.request(flow_id),
                 keys.code(flow_id),
             ],
-            args=[
+            [
                 flow_id,
                 self.ttl_seconds,
                 self.grace_seconds,
@@ -770,7 +804,6 @@ class FlowStore:
                 request.otp.ttl if request.otp is not None else "",
             ],
         )
-        return flow_id
 
     def _same_keys(self, flow_id: str, fingerprint: str) -> None:
         if fingerprint != self.keyring.fingerprint:
@@ -785,27 +818,29 @@ class FlowStore:
             return ""
         return self.keyring.code_check(flow_id, self.keyring.code(flow_id, request.otp.length))
 
-    def admit(
+    def submit(
         self,
         flow_id: str,
         workspace: str,
+        request: FlowRequest,
         recipients: dict[str, int],
         limits: Limits,
-        allow_concurrent: bool,
         active_ttl: int,
-        has_code: bool = False,
-    ) -> tuple[Outcome, tuple[str, ...]]:
-        """Check and take the abuse limits of a new flow for every recipient at once.
+    ) -> Outcome:
+        """Check and take the abuse limits of a new flow for every recipient and, if they
+        allow it, store the flow (as :meth:`create`): one script, one round trip.
 
         ``recipients`` maps each recipient (its limit key, see ``Payload.limit_key``; the
         same keys go to :meth:`release`) to the messages the flow may send it. Outcomes:
-        ``ok``; ``rate_limited`` (too many flows) or ``message_limited`` (too many messages),
-        detail: seconds to wait; ``too_many_messages`` (more than a window allows, however
-        long one waits; detail: that maximum); ``active`` (detail: the flow already running
-        for a recipient); ``verify_blocked`` for a flow ``has_code`` to a recipient whose wrong
-        codes spent their budget (detail: seconds to wait, see :meth:`verify`). Returns the
-        active markers it set."""
+        ``ok`` (stored); ``rate_limited`` (too many flows) or ``message_limited`` (too many
+        messages), detail: seconds to wait; ``too_many_messages`` (more than a window allows,
+        however long one waits; detail: that maximum); ``active`` (detail: the flow already
+        running for a recipient, unless the request allows concurrent flows);
+        ``verify_blocked`` for a flow with a code to a recipient whose wrong codes spent their
+        budget (detail: seconds to wait, see :meth:`verify`). Nothing is stored unless ``ok``.
+        """
         ordered = sorted(recipients)
+        ids = [self.keyring.recipient_id(address) for address in ordered]
         per_recipient = [
             (
                 keys.recipient_rate(workspace, recipient),
@@ -813,27 +848,30 @@ class FlowStore:
                 keys.recipient_messages(workspace, recipient),
                 keys.verify_failures(workspace, recipient),
             )
-            for recipient in map(self.keyring.recipient_id, ordered)
+            for recipient in ids
         ]
-        raw = self._admit(
-            keys=[key for group in per_recipient for key in group],
-            args=[
-                flow_id,
-                limits.recipient_window_seconds,
-                limits.recipient_flows,
-                int(allow_concurrent),
-                active_ttl,
-                limits.recipient_messages,
-                limits.verify_failures if has_code else 0,
-                *(recipients[address] for address in ordered),
-            ],
+        admit_args = [
+            flow_id,
+            limits.recipient_window_seconds,
+            limits.recipient_flows,
+            int(request.allow_concurrent),
+            active_ttl,
+            limits.recipient_messages,
+            limits.verify_failures if request.otp is not None else 0,
+            *(recipients[address] for address in ordered),
+        ]
+        active = () if request.allow_concurrent else tuple(group[1] for group in per_recipient)
+        budgets = tuple(group[3] for group in per_recipient)
+        create_keys, create_args = self._creation(workspace, request, flow_id, active, budgets)
+        raw = self._submit(
+            keys=[*create_keys, *(key for group in per_recipient for key in group)],
+            args=[len(admit_args), *admit_args, *create_args],
         )
-        kind, detail = (item.decode() if isinstance(item, bytes) else str(item) for item in raw)
-        taken = () if allow_concurrent or kind != "ok" else tuple(g[1] for g in per_recipient)
-        return Outcome(kind, detail), taken
+        kind, detail = (_text(item) for item in raw)
+        return Outcome(kind, detail)
 
     def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
-        """Undo :meth:`admit` for a flow that was never accepted."""
+        """Undo the limits :meth:`submit` took for a flow that was never accepted."""
         pipe = self.redis.pipeline(transaction=False)
         for recipient in map(self.keyring.recipient_id, addresses):
             pipe.zrem(keys.recipient_rate(workspace, recipient), flow_id)

@@ -201,15 +201,16 @@ class OtpflowClient:
         recipients = flow.messages_per_recipient()
         addresses = set(recipients)
         limits = self.settings.limits
-        admitted, active = self.store.admit(
-            flow_id,
-            workspace,
-            recipients,
-            limits,
-            flow.allow_concurrent,
-            self._active_ttl(flow),
-            has_code=flow.otp is not None,
-        )
+        try:
+            # the limits and the flow, stored in one step (nothing stored if refused)
+            admitted = self.store.submit(
+                flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
+            )
+        except redis.RedisError:
+            # an error mid-script may have stored part of it; most likely Redis is away and
+            # nothing was stored, which is not worth an error line
+            self._undo(flow_id, workspace, addresses, quiet=True)
+            raise
         if admitted.kind == "verify_blocked":
             raise RateLimited(
                 f"too many wrong codes for a recipient: at most {limits.verify_failures} "
@@ -242,16 +243,9 @@ class OtpflowClient:
                 "wait for it to end, or send allowConcurrent: true"
             )
         try:
-            budget = self.store.verify_budget_keys(workspace, addresses)
-            self.store.create(workspace, flow, flow_id, active, budget)
-        except redis.RedisError:
-            self.store.release(flow_id, workspace, addresses)
-            raise
-        try:
             self.tasks.first_send(flow_id)
         except (BrokerError, OSError) as exc:
-            self._forget(flow_id)
-            self.store.release(flow_id, workspace, addresses)
+            self._undo(flow_id, workspace, addresses)
             raise ServiceUnavailable(
                 "task broker is unreachable; nothing was stored, try again"
             ) from exc
@@ -353,11 +347,15 @@ class OtpflowClient:
             broker_ok = False
         return {"redis": redis_ok, "broker": broker_ok}
 
-    def _forget(self, flow_id: str) -> None:
+    def _undo(self, flow_id: str, workspace: str, addresses: set[str], quiet: bool = False) -> None:
+        """Take back a flow that was never accepted: its keys and what it took of the limits.
+        Unconfirmed, it is never sent even if this fails (its step-0 timer discards it)."""
         try:
             self.store.delete(flow_id)
+            self.store.release(flow_id, workspace, addresses)
         except redis.RedisError:
-            logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
+            if not quiet:
+                logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
 
     def close(self) -> None:
         self.redis.close()

@@ -75,7 +75,7 @@ def test_recipients_are_named_by_a_keyed_hmac_not_a_plain_hash(redis_client: red
     for keyring in (TEST_KEYRING, Keyring.from_secret("another-secret-of-at-least-32-bytes")):
         redis_client.flushdb()
         store = FlowStore(redis_client, keyring, ttl_seconds=600)
-        outcome, _ = store.admit("f1", "ws", {NUMBER: 1}, Limits(), False, 60)
+        outcome = store.submit("f1", "ws", FlowRequest.parse(FLOW), {NUMBER: 1}, Limits(), 60)
         assert outcome.kind == "ok"
         names.append(sorted(key.decode() for key in redis_client.scan_iter()))
     for name in names[0] + names[1]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -732,12 +733,35 @@ def test_wrong_codes_across_flows_spend_one_budget_per_recipient(
     blocked = store.verify(third, right_code(store, third), limits)
     assert blocked.kind == "blocked" and 3500 < int(blocked.detail) <= 3600
 
-    # and no new flow with a code for that recipient until then, in the same admit step
+    # and no new flow with a code for that recipient until then, in the same submit step
     def admit(address: str, has_code: bool = True) -> Outcome:
-        return store.admit("new", "ws", {address: 1}, limits, True, 60, has_code=has_code)[0]
+        data = sms()["data"] | {"recipient": address}
+        if has_code:
+            data["message"] = "Your code is {{code}}"
+        body = {"messages": [sms() | {"data": data}], "allowConcurrent": True}
+        if has_code:
+            body["otp"] = {}
+        request = FlowRequest.parse(body)
+        return store.submit(str(uuid.uuid4()), "ws", request, {address: 1}, limits, 60)
 
     assert admit("919876543210") == Outcome("verify_blocked", blocked.detail)
     assert admit("919876543210", has_code=False).kind == "ok"
     assert admit("919876543211").kind == "ok"
     other = budgeted_flow(store, "919876543211")
     assert store.verify(other, right_code(store, other), limits).kind == "verified"
+
+
+def test_submit_stores_the_flow_in_the_step_that_takes_its_limits(store: FlowStore) -> None:
+    limits = Limits(recipient_flows=1)
+    request = FlowRequest.parse({"messages": [sms()]})
+    recipients = dict.fromkeys(request.messages_per_recipient(), 1)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    assert store.submit(first, "ws", request, recipients, limits, 60).kind == "ok"
+    view = store.get(first)
+    assert view is not None and view.status == "queued" and view.workspace == "ws"
+    # the second is refused by the running first (and the rate), and nothing of it is stored
+    refused = store.submit(second, "ws", request, recipients, limits, 60)
+    assert refused.kind in ("active", "rate_limited")
+    assert store.get(second) is None
+    assert not store.redis.exists(*keys.flow_keys(second))
+    assert store.redis.zscore(keys.timers(), f"{second}:0") is None

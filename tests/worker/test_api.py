@@ -88,7 +88,7 @@ def test_a_send_refused_for_redis_says_nothing_was_stored(
     def down(*_: Any, **__: Any) -> None:
         raise redis.ConnectionError("connection refused")
 
-    monkeypatch.setattr(otp.store, "create", down)
+    monkeypatch.setattr(otp.store, "submit", down)
     reply = api(otp).post("/v1/otpflow", headers=HEADERS, json=FLOW)
     assert reply.status_code == 503
     assert reply.json()["message"].endswith("nothing was stored, try again")
