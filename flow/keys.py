@@ -33,6 +33,12 @@ def code(flow_id: str) -> str:
     return f"{PREFIX}:flow:{flow_id}:code"
 
 
+def confirmed(flow_id: str) -> str:
+    """List: a wake-up for the worker whose first send came before the producer confirmed the
+    flow, pushed by the confirmation (expires within a minute)."""
+    return f"{PREFIX}:flow:{flow_id}:confirmed"
+
+
 # Per-recipient keys are named by ``recipient``: Keyring.recipient_id(address), an HMAC of the
 # normalised address, so key names carry no phone number or email address, and none can be
 # recovered from them by enumerating numbers.
@@ -107,4 +113,11 @@ def demo_lease() -> str:
 
 
 def flow_keys(flow_id: str) -> list[str]:
-    return [flow(flow_id), request(flow_id), events(flow_id), reports(flow_id), code(flow_id)]
+    return [
+        flow(flow_id),
+        request(flow_id),
+        events(flow_id),
+        reports(flow_id),
+        code(flow_id),
+        confirmed(flow_id),
+    ]

@@ -159,9 +159,10 @@ if FLOW_ENDED[status] then
 end
 if tonumber(get('current')) ~= i then return {'not_current', get('current')} end
 -- A flow is accepted only once its producer saw the enqueue succeed (see mark_enqueued). A
--- send that arrives first is noted, and the producer publishes it again as it confirms.
+-- send that arrives first waits for the confirmation to wake it ('waiting'); if it waited in
+-- vain (ARGV[7] = '1') it leaves, and the producer publishes it again as it confirms ('gone').
 if get('enqueued') ~= '1' then
-  redis.call('HSET', FLOW_KEY, 'early', '1')
+  redis.call('HSET', FLOW_KEY, 'early', ARGV[7] == '1' and 'gone' or 'waiting')
   return {'not_enqueued', get('created_at')}
 end
 if attempt == 1 then
@@ -399,14 +400,20 @@ return {'locked', ''}
 _CONFIRM = """
 -- The producer saw step 0's send reach the broker: the flow is accepted. One that the timer
 -- loop discarded meanwhile (its confirmation came too late) answered 'missing' above.
--- KEYS[7]: an idempotency record to write with the acceptance (ARGV[4] its value, ARGV[5]
--- its seconds), or none.
+-- KEYS[7]: the wake-up list of a send that came first; KEYS[8]: an idempotency record to
+-- write with the acceptance (ARGV[4] its value, ARGV[5] its seconds), or none.
 redis.call('HSET', FLOW_KEY, 'enqueued', '1')
 sset(0, 'queued_at', NOW)  -- step 0's send is in the queue now: see keys.claimed_through
 count('flows_started')
-if KEYS[7] then redis.call('SET', KEYS[7], ARGV[4], 'EX', tonumber(ARGV[5])) end
--- a send that came before this confirmation went unclaimed: the producer publishes it again
-return {'confirmed', get('early') and '1' or '0'}
+if KEYS[8] then redis.call('SET', KEYS[8], ARGV[4], 'EX', tonumber(ARGV[5])) end
+local early = get('early')
+if early == 'waiting' then
+  -- the send that came first waits for this: wake it, and it sends
+  redis.call('RPUSH', KEYS[7], '1')
+  redis.call('EXPIRE', KEYS[7], 60)
+end
+-- a send that came first and left ('gone'): the producer publishes it again
+return {'confirmed', early == 'gone' and '1' or '0'}
 """
 
 _EVENT = """
@@ -908,6 +915,11 @@ class FlowStore:
             for address in sorted(addresses)
         )
 
+    def wait_confirmed(self, flow_id: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the producer to confirm a flow whose first send came
+        before the confirmation (see :meth:`claim`); True if it did."""
+        return self.redis.blpop([keys.confirmed(flow_id)], timeout=seconds) is not None
+
     def mark_enqueued(self, flow_id: str, remember: tuple[str, str, int] | None = None) -> bool:
         """The producer saw step 0's task reach the broker: the flow is accepted.
 
@@ -916,12 +928,16 @@ class FlowStore:
         ``remember`` is ``(key, value, seconds)``, an idempotency record written in the same
         script: a flow is accepted exactly when its key says so.
 
-        Returns whether step 0's send already came and went unclaimed (a worker was quicker
-        than this confirmation): the producer publishes it again. Raises
-        :class:`FlowDiscarded` when the timer loop discarded the flow first.
+        A worker quicker than this confirmation waits for it and is woken by it. Returns
+        whether one came and left unclaimed (it waited in vain): the producer publishes step
+        0's send again. Raises :class:`FlowDiscarded` when the timer loop discarded the flow
+        first.
         """
         key, value, seconds = remember or (None, "", 0)
-        raw = self._call("confirm", flow_id, value, seconds, extra_keys=[key] if key else [])
+        waker = keys.confirmed(flow_id)
+        raw = self._call(
+            "confirm", flow_id, value, seconds, extra_keys=[waker, key] if key else [waker]
+        )
         kind, early = (_text(item) for item in raw[:2])
         if kind == "missing":
             raise FlowDiscarded(flow_id)
@@ -954,11 +970,17 @@ class FlowStore:
             args=[flow_id, self.ttl_seconds, self.grace_seconds, *args],
         )
 
-    def claim(self, flow_id: str, step: int, attempt: int, lease_seconds: float) -> Claim:
+    def claim(
+        self, flow_id: str, step: int, attempt: int, lease_seconds: float, waited: bool = False
+    ) -> Claim:
         """Take a step for sending: ``claimed`` (detail: seconds since its first claim, with
         the request and the code to send) for exactly one caller per attempt;
-        ``already_claimed``, ``not_current``, ``not_enqueued`` or ``flow_ended`` otherwise."""
-        raw = self._call("claim", flow_id, step, attempt, lease_seconds)
+        ``already_claimed``, ``not_current``, ``not_enqueued`` or ``flow_ended`` otherwise.
+
+        ``not_enqueued``: the producer has not confirmed the flow yet. The caller may wait for
+        the confirmation (:meth:`wait_confirmed`) and claim again with ``waited``; if that
+        claim is ``not_enqueued`` too, the producer publishes the send again as it confirms."""
+        raw = self._call("claim", flow_id, step, attempt, lease_seconds, int(waited))
         kind, detail = (_text(item) for item in raw[:2])
         if kind != "claimed":
             return Claim(kind, detail)

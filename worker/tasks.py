@@ -35,6 +35,9 @@ from otpflow.worker.webhooks import notify_switch, notify_terminal, relay_dlr
 
 logger = logging.getLogger("otpflow.worker")
 
+# How long a send that came before its producer's confirmation waits for it (it usually
+# follows within milliseconds); after that the producer publishes the send again.
+EARLY_SEND_WAIT_SECONDS = 0.5
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
 
@@ -55,9 +58,14 @@ def send_step(
     provider_attempt: int = 1,
 ) -> str:
     claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
+    if claim.kind == "not_enqueued":
+        # this send overtook its producer's confirmation, which follows within moments: wait
+        # for it here, rather than have the producer publish the send again
+        rt.store.wait_confirmed(flow_id, EARLY_SEND_WAIT_SECONDS)
+        claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds, waited=True)
     claimed = time.monotonic()
-    # "not_enqueued": the producer has not confirmed the flow yet; the claim noted this send,
-    # and the producer publishes it again as it confirms (or the flow is discarded)
+    # still "not_enqueued": the producer publishes the send again as it confirms (or the flow
+    # is discarded, never confirmed)
     if claim.kind != "claimed":
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind

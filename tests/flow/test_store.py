@@ -240,7 +240,20 @@ def test_delete_removes_everything(store: FlowStore, redis_client: redis.Redis) 
 def test_no_step_is_claimed_before_the_producer_marks_the_flow(store: FlowStore) -> None:
     flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
     assert store.claim(flow_id, 0, 1, 30).kind == "not_enqueued"
-    assert store.mark_enqueued(flow_id) is True  # that send came early: publish it again
+    assert store.wait_confirmed(flow_id, 0.01) is False  # nobody confirmed yet
+    # the confirmation wakes the send that came first, which then takes the step
+    assert store.mark_enqueued(flow_id) is False  # so the producer publishes nothing again
+    assert store.wait_confirmed(flow_id, 5) is True
+    assert store.claim(flow_id, 0, 1, 30, waited=True).kind == "claimed"
+
+
+def test_a_send_that_waited_in_vain_is_published_again_by_the_confirmation(
+    store: FlowStore,
+) -> None:
+    flow_id = store.create("ws", FlowRequest.parse({"messages": [sms()]}))
+    assert store.claim(flow_id, 0, 1, 30).kind == "not_enqueued"
+    assert store.claim(flow_id, 0, 1, 30, waited=True).kind == "not_enqueued"  # it leaves
+    assert store.mark_enqueued(flow_id) is True  # so the producer publishes it again
     assert store.claim(flow_id, 0, 1, 30).kind == "claimed"
 
 

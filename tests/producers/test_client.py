@@ -53,7 +53,24 @@ def test_send_stores_marks_and_enqueues(redis_client: redis.Redis) -> None:
     assert view is not None and view.status == "queued"
 
 
-def test_a_first_send_claimed_before_the_confirmation_is_published_again(
+def test_a_first_send_claimed_before_the_confirmation_is_woken_by_it(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    otp = client(redis_client)
+    published: list[list[Any]] = []
+
+    def quick_worker(name: str, args: list[Any], **_: Any) -> None:
+        published.append(args)  # a worker takes the send before the producer confirms
+        assert otp.store.claim(args[0], 0, 1, 30).kind == "not_enqueued"
+
+    monkeypatch.setattr(otp.celery, "send_task", quick_worker)
+    flow_id = otp.send({"messages": [SMS]})
+    assert published == [[flow_id, 0, 1, 0, 1]]  # published once: the worker waits
+    assert otp.store.wait_confirmed(flow_id, 5) is True
+    assert otp.store.claim(flow_id, 0, 1, 30, waited=True).kind == "claimed"
+
+
+def test_a_first_send_that_stopped_waiting_is_published_again(
     redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     otp = client(redis_client)
@@ -61,8 +78,9 @@ def test_a_first_send_claimed_before_the_confirmation_is_published_again(
 
     def quick_worker(name: str, args: list[Any], **_: Any) -> None:
         published.append(args)
-        if len(published) == 1:  # a worker takes the send before the producer confirms
+        if len(published) == 1:  # a worker takes the send first and waits in vain
             assert otp.store.claim(args[0], 0, 1, 30).kind == "not_enqueued"
+            assert otp.store.claim(args[0], 0, 1, 30, waited=True).kind == "not_enqueued"
 
     monkeypatch.setattr(otp.celery, "send_task", quick_worker)
     flow_id = otp.send({"messages": [SMS]})

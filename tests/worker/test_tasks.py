@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from otpflow.worker.providers.errors import (
 from otpflow.worker.runtime import Runtime
 
 from fakes import RecordingTasks
+from harness import wait_for
 
 
 @dataclass
@@ -214,14 +216,28 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert tasks.backoff(1, retry_after=5) == 5
 
 
-def test_a_send_before_the_producer_confirms_sends_nothing_and_leaves_it_to_the_producer(
+def test_a_send_before_the_producer_confirms_waits_for_the_confirmation_and_sends(
     redis_client: redis.Redis, enqueue: RecordingTasks
 ) -> None:
     p1 = ScriptedProvider("p1", ["m1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"
-    assert enqueue.calls == []  # the producer's confirmation publishes it again
+    with ThreadPoolExecutor(1) as pool:
+        send = pool.submit(tasks.send_step, rt, enqueue, flow_id, 0, 1, 0)
+        wait_for(lambda: redis_client.hget(keys.flow(flow_id), "early") == b"waiting")
+        assert rt.store.mark_enqueued(flow_id) is False  # nothing to publish again
+        assert send.result(timeout=5) == "sent"
+    assert len(p1.calls) == 1
+
+
+def test_a_send_whose_producer_never_confirms_sends_nothing_and_leaves_it_to_the_producer(
+    redis_client: redis.Redis, enqueue: RecordingTasks
+) -> None:
+    p1 = ScriptedProvider("p1", ["m1"])
+    rt = runtime(redis_client, "p1", p1)
+    flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"  # after its wait
+    assert enqueue.calls == []  # a late confirmation publishes it again
     assert p1.calls == []
     assert rt.store.mark_enqueued(flow_id) is True
 
