@@ -201,16 +201,11 @@ class OtpflowClient:
         recipients = flow.messages_per_recipient()
         addresses = set(recipients)
         limits = self.settings.limits
-        try:
-            # the limits and the flow, stored in one step (nothing stored if refused)
-            admitted = self.store.submit(
-                flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
-            )
-        except redis.RedisError:
-            # an error mid-script may have stored part of it; most likely Redis is away and
-            # nothing was stored, which is not worth an error line
-            self._undo(flow_id, workspace, addresses, quiet=True)
-            raise
+        # The limits and the flow in one step, nothing stored if refused. A script cut off
+        # midway leaves at most an unconfirmed flow, which its step-0 timer discards.
+        admitted = self.store.submit(
+            flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
+        )
         if admitted.kind == "verify_blocked":
             raise RateLimited(
                 f"too many wrong codes for a recipient: at most {limits.verify_failures} "
@@ -347,15 +342,14 @@ class OtpflowClient:
             broker_ok = False
         return {"redis": redis_ok, "broker": broker_ok}
 
-    def _undo(self, flow_id: str, workspace: str, addresses: set[str], quiet: bool = False) -> None:
+    def _undo(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
         """Take back a flow that was never accepted: its keys and what it took of the limits.
         Unconfirmed, it is never sent even if this fails (its step-0 timer discards it)."""
         try:
             self.store.delete(flow_id)
             self.store.release(flow_id, workspace, addresses)
         except redis.RedisError:
-            if not quiet:
-                logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
+            logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
 
     def close(self) -> None:
         self.redis.close()
