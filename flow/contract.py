@@ -19,6 +19,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
+from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, Outcome
 
 TASK_NAMES = frozenset({SEND_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
@@ -82,7 +83,7 @@ class Tasks:
     def follow_up(self, outcome: Outcome, flow_id: str, step: int) -> None:
         """Enqueue what a transition of ``step`` set in motion: the next step's send and the
         switch webhook, or the terminal webhook of a flow that ended."""
-        if outcome.kind == "switched":
+        if outcome.kind == Kind.SWITCHED:
             next_step = int(outcome.detail)
             self.send(flow_id, next_step)
             if outcome.notify:

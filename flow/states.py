@@ -102,6 +102,12 @@ def lua_table(name: str, transitions: dict[tuple[str, str], str]) -> str:
     return f"local {name} = {{{entries}}}\n"
 
 
+def lua_set(name: str, members: frozenset[str]) -> str:
+    """Render a set of states as a Lua table literal: ``NAME[state]`` is true for a member."""
+    entries = ", ".join(f'["{member}"] = true' for member in sorted(members))
+    return f"local {name} = {{{entries}}}\n"
+
+
 class DlrStatus(StrEnum):
     """Delivery report statuses, normalised from every provider's own words (SPEC §3)."""
 
@@ -115,13 +121,74 @@ class DlrStatus(StrEnum):
     REJECTED = "rejected"
 
 
-DLR_EVENTS: dict[DlrStatus, StepEvent | None] = {
-    DlrStatus.ACCEPTED: None,  # progress only: recorded, decides nothing
-    DlrStatus.SENT: None,
-    DlrStatus.DELIVERED: StepEvent.DLR_DELIVERED,
-    DlrStatus.READ: StepEvent.DLR_DELIVERED,  # read implies delivered
-    DlrStatus.FAILED: StepEvent.DLR_FAILED,
-    DlrStatus.UNDELIVERED: StepEvent.DLR_FAILED,
-    DlrStatus.EXPIRED: StepEvent.DLR_FAILED,
-    DlrStatus.REJECTED: StepEvent.DLR_FAILED,
+# What a delivery report's status does to its step, one table for Python and the store's Lua
+# (rendered by lua_dlr_policy): the step event it is (None: recorded only, it decides
+# nothing), and the reason the flow gives when it switches channel on it.
+DLR_POLICY: dict[DlrStatus, tuple[StepEvent | None, str]] = {
+    DlrStatus.ACCEPTED: (None, ""),  # progress only
+    DlrStatus.SENT: (None, ""),
+    DlrStatus.DELIVERED: (StepEvent.DLR_DELIVERED, ""),
+    DlrStatus.READ: (StepEvent.DLR_DELIVERED, ""),  # read implies delivered
+    DlrStatus.FAILED: (StepEvent.DLR_FAILED, "dlr_failed"),
+    DlrStatus.UNDELIVERED: (StepEvent.DLR_FAILED, "dlr_undelivered"),
+    DlrStatus.EXPIRED: (StepEvent.DLR_FAILED, "dlr_expired"),
+    DlrStatus.REJECTED: (StepEvent.DLR_FAILED, "dlr_rejected"),
 }
+
+
+def lua_dlr_policy() -> str:
+    """``DLR_POLICY[status]`` in Lua: ``{step event or '', switch reason}``."""
+    entries = ", ".join(
+        f'["{status}"] = {{"{event or ""}", "{reason}"}}'
+        for status, (event, reason) in sorted(DLR_POLICY.items())
+    )
+    return f"local DLR_POLICY = {{{entries}}}\n"
+
+
+class Kind(StrEnum):
+    """What a store step did: the first field every Lua script returns, and an
+    :class:`~otpflow.flow.store.Outcome`'s ``kind``."""
+
+    # taking and sending a step
+    CLAIMED = "claimed"
+    ALREADY_CLAIMED = "already_claimed"
+    NOT_CURRENT = "not_current"
+    NOT_ENQUEUED = "not_enqueued"
+    FLOW_ENDED = "flow_ended"
+    SENT = "sent"
+    # a step's outcome: the flow ends, moves on, or only records it
+    DELIVERED = "delivered"
+    SWITCHED = "switched"
+    EXHAUSTED = "exhausted"
+    RECORDED = "recorded"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+    TOO_MANY = "too_many"
+    IGNORED = "ignored"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    # a due timer
+    RESEND = "resend"
+    QUEUED = "queued"
+    DISCARDED = "discarded"
+    NOT_DUE = "not_due"
+    MOVED_ON = "moved_on"
+    # verifying a code
+    COMPARE = "compare"
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+    ALREADY_VERIFIED = "already_verified"
+    BLOCKED = "blocked"
+    # a new flow's limits, its confirmation, an event
+    OK = "ok"
+    ACTIVE = "active"
+    RATE_LIMITED = "rate_limited"
+    MESSAGE_LIMITED = "message_limited"
+    TOO_MANY_MESSAGES = "too_many_messages"
+    VERIFY_BLOCKED = "verify_blocked"
+    CONFIRMED = "confirmed"
+    ADDED = "added"
+    # the flow is not (or no longer) in the store
+    MISSING = "missing"

@@ -27,6 +27,7 @@ from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
+from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowDiscarded, FlowStore, FlowView, Outcome, connect_redis
 
 logger = logging.getLogger("otpflow.producers")
@@ -72,14 +73,14 @@ def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
 # what a producer raises for its caller to answer (a view can catch them all with this)
 PRODUCER_ERRORS = (InvalidRequest, RateLimited, Conflict, ServiceUnavailable)
 
-VERIFY_REPLIES: dict[str, tuple[int, str]] = {
-    "verified": (200, "code verified"),
-    "wrong": (400, "wrong code"),
-    "locked": (423, "too many wrong codes: this flow is locked"),
-    "expired": (410, "no code to check: it expired, or this flow has none"),
-    "already_verified": (409, "the code was already verified"),
-    "blocked": (429, "too many wrong codes for this recipient: try again later"),
-    "missing": (404, "no such flow"),
+VERIFY_REPLIES: dict[Kind, tuple[int, str]] = {
+    Kind.VERIFIED: (200, "code verified"),
+    Kind.WRONG: (400, "wrong code"),
+    Kind.LOCKED: (423, "too many wrong codes: this flow is locked"),
+    Kind.EXPIRED: (410, "no code to check: it expired, or this flow has none"),
+    Kind.ALREADY_VERIFIED: (409, "the code was already verified"),
+    Kind.BLOCKED: (429, "too many wrong codes for this recipient: try again later"),
+    Kind.MISSING: (404, "no such flow"),
 }
 
 
@@ -89,11 +90,11 @@ def verify_reply(outcome: Outcome) -> tuple[dict[str, Any], int]:
     expired, 409 already verified, 404 no such flow."""
     status, message = VERIFY_REPLIES.get(outcome.kind, (409, f"cannot verify ({outcome.kind})"))
     body: dict[str, Any] = {"success": status == 200, "message": message}
-    if outcome.kind == "verified":
+    if outcome.kind == Kind.VERIFIED:
         body["status"] = "verified"
-    elif outcome.kind == "wrong":
+    elif outcome.kind == Kind.WRONG:
         body["attempts_left"] = int(outcome.detail)
-    elif outcome.kind == "blocked":
+    elif outcome.kind == Kind.BLOCKED:
         body["retry_after"] = int(outcome.detail)
     return body, status
 
@@ -206,13 +207,13 @@ class OtpflowClient:
         admitted = self.store.submit(
             flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
         )
-        if admitted.kind == "verify_blocked":
+        if admitted.kind == Kind.VERIFY_BLOCKED:
             raise RateLimited(
                 f"too many wrong codes for a recipient: at most {limits.verify_failures} "
                 f"every {limits.verify_failure_window_seconds} s",
                 retry_after=int(admitted.detail),
             )
-        if admitted.kind == "too_many_messages":
+        if admitted.kind == Kind.TOO_MANY_MESSAGES:
             raise InvalidRequest(
                 [
                     FieldError(
@@ -222,17 +223,17 @@ class OtpflowClient:
                     )
                 ]
             )
-        if admitted.kind in ("rate_limited", "message_limited"):
+        if admitted.kind in (Kind.RATE_LIMITED, Kind.MESSAGE_LIMITED):
             counted = (
                 f"{limits.recipient_flows} flows"
-                if admitted.kind == "rate_limited"
+                if admitted.kind == Kind.RATE_LIMITED
                 else f"{limits.recipient_messages} messages (one per step)"
             )
             raise RateLimited(
                 f"at most {counted} per recipient every {limits.recipient_window_seconds} s",
                 retry_after=int(admitted.detail),
             )
-        if admitted.kind == "active":
+        if admitted.kind == Kind.ACTIVE:
             raise Conflict(
                 f"a flow ({admitted.detail}) is still running for this recipient; "
                 "wait for it to end, or send allowConcurrent: true"

@@ -30,6 +30,7 @@ from otpflow.config.settings import InsecureDefaultWarning, Settings, load_setti
 from otpflow.flow import keys
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
+from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowView
 from otpflow.producers.client import (
     Conflict,
@@ -432,7 +433,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     ) -> dict[str, Any]:
         await run_in_threadpool(own_flow, request_id, workspace)
         outcome = await run_in_threadpool(otp.cancel, request_id)
-        if outcome.kind != "cancelled":
+        if outcome.kind != Kind.CANCELLED:
             raise ApiError(409, f"the flow has already ended ({outcome.detail})")
         return {"success": True, "message": "flow cancelled", "status": "cancelled"}
 
@@ -505,7 +506,7 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
             raise ApiError(400, str(exc)) from exc
         except redis.RedisError as exc:
             raise ApiError(503, "flow store (Redis) is unreachable") from exc
-        if outcome.kind == "missing":
+        if outcome.kind == Kind.MISSING:
             raise ApiError(404, "no such flow")
         return {"success": True, "message": outcome.kind}
 

@@ -22,7 +22,7 @@ from redis import RedisError
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.flow.contract import Tasks
 from otpflow.flow.models import Step
-from otpflow.flow.states import DlrStatus
+from otpflow.flow.states import DlrStatus, Kind
 from otpflow.worker.providers import Provider
 from otpflow.worker.providers.errors import (
     AmbiguousSend,
@@ -58,7 +58,7 @@ def send_step(
     provider_attempt: int = 1,
 ) -> str:
     claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
-    if claim.kind == "not_enqueued":
+    if claim.kind == Kind.NOT_ENQUEUED:
         # this send overtook its producer's confirmation, which follows within moments: wait
         # for it here, rather than have the producer publish the send again
         rt.store.wait_confirmed(flow_id, EARLY_SEND_WAIT_SECONDS)
@@ -66,7 +66,7 @@ def send_step(
     claimed = time.monotonic()
     # still "not_enqueued": the producer publishes the send again as it confirms (or the flow
     # is discarded, never confirmed)
-    if claim.kind != "claimed":
+    if claim.kind != Kind.CLAIMED:
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind
     request, code = claim.request, claim.code
@@ -111,7 +111,7 @@ def send_step(
         )
     # the same transition writes the step's timer: its DLR timeout is now in Redis
     outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
-    if outcome.kind == "sent" and provider.accepted_is_delivered:
+    if outcome.kind == Kind.SENT and provider.accepted_is_delivered:
         delivered = rt.store.record_dlr(flow_id, step, DlrStatus.DELIVERED, provider.name)
         enqueue.follow_up(delivered, flow_id, step)
         return delivered.kind

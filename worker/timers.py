@@ -30,6 +30,7 @@ from kombu.exceptions import KombuError
 from redis import RedisError
 
 from otpflow.flow.contract import AT_LEAST_ONCE, TASK_NAMES, Tasks
+from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, Timer
 
 logger = logging.getLogger("otpflow.timers")
@@ -37,7 +38,7 @@ logger = logging.getLogger("otpflow.timers")
 BATCH = 200
 ERROR_PAUSE_SECONDS = 1.0
 # decisions worth a log line: a lost send recovered, not a step that simply timed out
-RECOVERIES = frozenset({"resend", "discarded"})
+RECOVERIES = frozenset({Kind.RESEND, Kind.DISCARDED})
 
 
 def pause(next_due_in: float | None, poll_seconds: float) -> float:
@@ -72,7 +73,7 @@ class TimerLoop:
 
     def _fire_step(self, timer: Timer) -> str:
         outcome = self.store.check(timer.flow_id, timer.step)
-        if outcome.kind == "resend":
+        if outcome.kind == Kind.RESEND:
             self.tasks.send(timer.flow_id, timer.step)
         else:
             self.tasks.follow_up(outcome, timer.flow_id, timer.step)

@@ -1,0 +1,12 @@
+-- The step could not be sent: the flow moves on (FlowStore.send_error).
+-- A transition: runs after the prelude (prelude.lua), with its KEYS and ARGV[1-3].
+-- ARGV[4]: the step, ARGV[5]: the provider ('' for none), ARGV[6]: the reason.
+local i, provider, reason = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+if provider ~= '' then sset(i, 'provider', provider) end
+sset(i, 'reason', reason)
+if not step_to(i, 'send_error') then return {'ignored', sget(i, 'status')} end
+event({type = 'send_error', step = i, channel = sget(i, 'channel'), provider = provider,
+       reason = reason})
+-- the step is over: the next channel starts now
+if FLOW_ENDED[get('status')] or tonumber(get('current')) ~= i then return {'error', ''} end
+return advance(i, 'send_error')

@@ -1,0 +1,70 @@
+"""The store's Lua scripts: one file each in ``lua/``, loaded once by name.
+
+A transition script (every one that changes a flow) runs after the prelude: the tables
+rendered from :mod:`otpflow.flow.states` (``STEP``, ``FLOW``, ``FLOW_ENDED``,
+``DLR_POLICY``), the metrics'
+helpers (:func:`otpflow.flow.metrics.lua_prelude`) and ``prelude.lua``. Each file opens with a
+comment naming its ``KEYS`` and ``ARGV``; every key is named in :mod:`otpflow.flow.keys` and
+passed in, never built inside a script.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from redis import Redis
+from redis.commands.core import Script
+
+from otpflow.flow import metrics
+from otpflow.flow.states import (
+    FLOW_TRANSITIONS,
+    STEP_TRANSITIONS,
+    TERMINAL_FLOW,
+    lua_dlr_policy,
+    lua_set,
+    lua_table,
+)
+
+TRANSITIONS = (
+    "claim",
+    "accepted",
+    "send_error",
+    "attempt_failed",
+    "dlr",
+    "check",
+    "cancel",
+    "verify_attempt",
+    "verified",
+    "wrong_code",
+    "confirm",
+    "event",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``lua/<name>.lua``."""
+    return (files("otpflow.flow") / "lua" / f"{name}.lua").read_text()
+
+
+@cache
+def prelude() -> str:
+    return (
+        lua_table("STEP", STEP_TRANSITIONS)
+        + lua_table("FLOW", FLOW_TRANSITIONS)
+        + lua_set("FLOW_ENDED", TERMINAL_FLOW)
+        + lua_dlr_policy()
+        + metrics.lua_prelude()
+        + source("prelude")
+    )
+
+
+def register(redis: Redis) -> dict[str, Script]:
+    """Every script, registered on this client, by name."""
+    scripts = {name: prelude() + source(name) for name in TRANSITIONS}
+    scripts["create"] = source("create") + "return create(KEYS, ARGV)\n"
+    scripts["submit"] = source("admit") + source("create") + source("submit")
+    for name in ("take_due", "later", "release_active"):
+        scripts[name] = source(name)
+    return {name: redis.register_script(text) for name, text in scripts.items()}
