@@ -316,6 +316,29 @@ class FlowStore:
         kind, detail = (_text(item) for item in raw)
         return Outcome(Kind(kind), detail)
 
+    def count_request(self, workspace: str, second: int) -> int:
+        """Count a request of a workspace in this second (of the clock's ``time()``): the
+        second's count so far, for the per-workspace rate limit."""
+        key = keys.workspace_rate(workspace, second)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, 2)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def reserve_idempotency(self, key: str, digest: str, seconds: int) -> str | None:
+        """Reserve an Idempotency-Key (its Redis key, :func:`keys.idempotency`) for a request
+        with this ``digest`` while it is sent: None if it was free (reserved now, for
+        ``seconds``); otherwise what it holds, ``"<digest> <request id>"`` or
+        ``"<digest> pending"``. :meth:`mark_enqueued` writes the request id."""
+        if self.redis.set(key, f"{digest} pending", nx=True, ex=seconds):
+            return None
+        return _text(self.redis.get(key) or b"")
+
+    def free_idempotency(self, key: str) -> None:
+        """Give back a reserved Idempotency-Key whose request was not accepted."""
+        self.redis.delete(key)
+
     def release(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
         """Undo the limits :meth:`submit` took for a flow that was never accepted."""
         pipe = self.redis.pipeline(transaction=False)

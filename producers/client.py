@@ -172,7 +172,7 @@ class OtpflowClient:
             except BaseException:
                 if idempotency is not None:
                     with contextlib.suppress(redis.RedisError):  # else it lapses by itself
-                        self.redis.delete(idempotency[0])
+                        self.store.free_idempotency(idempotency[0])
                 raise
         except redis.RedisError as exc:
             raise ServiceUnavailable(
@@ -184,10 +184,10 @@ class OtpflowClient:
     def _claim_idempotency(self, name: str, digest: str) -> str | None:
         """None if this key is new (now reserved while the send runs); else the earlier
         request id."""
-        if self.redis.set(name, f"{digest} pending", nx=True, ex=IDEMPOTENCY_PENDING_SECONDS):
+        held = self.store.reserve_idempotency(name, digest, IDEMPOTENCY_PENDING_SECONDS)
+        if held is None:
             return None
-        raw = self.redis.get(name) or b""
-        stored = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ")
+        stored = held.split(" ")
         if stored[0] != digest:
             raise Conflict("this Idempotency-Key was used with a different request")
         if len(stored) < 2 or stored[1] == "pending":

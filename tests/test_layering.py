@@ -51,3 +51,22 @@ def test_producer_import_pulls_in_no_worker_or_web_framework() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+
+
+WRITES = {"set", "setex", "delete", "incr", "hincrby", "expire", "hset", "pipeline", "lpush"}
+WRITES |= {"rpush", "zadd", "zrem", "eval", "evalsha", "flushdb", "register_script"}
+# the demo's own database: its lease and emptying it, no flow state
+OWN_DATABASE = {"worker/demo.py"}
+
+
+@pytest.mark.parametrize("folder", ["producers", "worker"])
+def test_redis_is_written_only_by_the_store(folder: str) -> None:
+    """Flows, limits and idempotency keys are written through flow.store, nowhere else."""
+    for path in (ROOT / folder).rglob("*.py"):
+        if str(path.relative_to(ROOT)) in OWN_DATABASE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                receiver = ast.unparse(node.func.value)
+                write = node.func.attr in WRITES and "redis" in receiver.lower()
+                assert not write, f"{path}:{node.lineno} writes Redis: {ast.unparse(node)[:80]}"

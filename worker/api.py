@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
-from otpflow.flow import keys
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.states import Kind
@@ -402,12 +401,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
 
     def limit_workspace(workspace: str) -> None:
         """At most ``OTPFLOW_LIMITS__WORKSPACE_RPS`` new flows per second per workspace."""
-        key = keys.workspace_rate(workspace, int(time.time()))
         try:
-            pipe = otp.redis.pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, 2)
-            count, _ = pipe.execute()
+            count = otp.store.count_request(workspace, int(time.time()))
         except redis.RedisError as exc:
             raise ApiError(503, "flow store (Redis) is unreachable; nothing was stored") from exc
         if count > settings.limits.workspace_rps:
