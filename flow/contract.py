@@ -22,7 +22,15 @@ from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEN
 from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, Outcome
 
-TASK_NAMES = frozenset({SEND_STEP, NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
+# Every task's arguments, in order: the one place they are spelled. The worker's task functions
+# take exactly these (tests/worker/test_celery_app.py holds them to it).
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    SEND_STEP: ("flow_id", "step", "attempt", "provider_index", "provider_attempt"),
+    NOTIFY_SWITCH: ("flow_id", "from_step", "to_step", "attempt"),
+    NOTIFY_TERMINAL: ("flow_id", "attempt"),
+    RELAY_DLR: ("flow_id", "step", "index", "attempt"),
+}
+TASK_NAMES = frozenset(ARGUMENTS)
 # Calls to a caller's URL run at least once: each stays in the timers index, leased, until it
 # has run (:meth:`Tasks.ran`), so one lost with a killed worker, or never delivered by the
 # broker, is published again when its lease runs out. A send runs at most once: the step's own
@@ -31,6 +39,13 @@ AT_LEAST_ONCE = frozenset({NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
 REPUBLISH_DELAY_SECONDS = 1.0
 
 logger = logging.getLogger("otpflow.tasks")
+
+
+def arguments(name: str, **values: Any) -> list[Any]:
+    """A task's arguments in the order of :data:`ARGUMENTS` (every one named, no other)."""
+    if values.keys() != set(ARGUMENTS[name]):
+        raise TypeError(f"{name} takes {ARGUMENTS[name]}, not {tuple(values)}")
+    return [values[argument] for argument in ARGUMENTS[name]]
 
 
 class Tasks:
@@ -60,25 +75,42 @@ class Tasks:
         provider_attempt: int = 1,
         delay: float = 0,
     ) -> None:
-        self.submit(SEND_STEP, [flow_id, step, attempt, provider_index, provider_attempt], delay)
+        args = arguments(
+            SEND_STEP,
+            flow_id=flow_id,
+            step=step,
+            attempt=attempt,
+            provider_index=provider_index,
+            provider_attempt=provider_attempt,
+        )
+        self.submit(SEND_STEP, args, delay)
 
     def first_send(self, flow_id: str) -> None:
         """Publish a new flow's first send now; a broker error is raised (a producer answers
         503, and the flow it never confirmed is discarded)."""
-        self.publish(SEND_STEP, [flow_id, 0, 1, 0, 1])
+        args = arguments(
+            SEND_STEP, flow_id=flow_id, step=0, attempt=1, provider_index=0, provider_attempt=1
+        )
+        self.publish(SEND_STEP, args)
 
     def notify_switch(
         self, flow_id: str, from_step: int, to_step: int, attempt: int = 1, delay: float = 0
     ) -> None:
-        self.submit(NOTIFY_SWITCH, [flow_id, from_step, to_step, attempt], delay)
+        args = arguments(
+            NOTIFY_SWITCH, flow_id=flow_id, from_step=from_step, to_step=to_step, attempt=attempt
+        )
+        self.submit(NOTIFY_SWITCH, args, delay)
 
     def notify_terminal(self, flow_id: str, attempt: int = 1, delay: float = 0) -> None:
-        self.submit(NOTIFY_TERMINAL, [flow_id, attempt], delay)
+        self.submit(
+            NOTIFY_TERMINAL, arguments(NOTIFY_TERMINAL, flow_id=flow_id, attempt=attempt), delay
+        )
 
     def relay_dlr(
         self, flow_id: str, step: int, index: int, attempt: int = 1, delay: float = 0
     ) -> None:
-        self.submit(RELAY_DLR, [flow_id, step, index, attempt], delay)
+        args = arguments(RELAY_DLR, flow_id=flow_id, step=step, index=index, attempt=attempt)
+        self.submit(RELAY_DLR, args, delay)
 
     def follow_up(self, outcome: Outcome, flow_id: str, step: int) -> None:
         """Enqueue what a transition of ``step`` set in motion: the next step's send and the

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+
+from otpflow.config.celery import RELAY_DLR
+from otpflow.config.settings import Settings
+from otpflow.flow.contract import ARGUMENTS, arguments
 
 
 def test_development_defaults_are_log_lines_not_python_warnings() -> None:
@@ -24,3 +31,16 @@ def test_development_defaults_are_log_lines_not_python_warnings() -> None:
         "OTPFLOW_API_KEYS",
     ]
     assert {line["level"] for line in lines} == {"warning"}
+
+
+def test_every_task_takes_the_arguments_of_the_contract() -> None:
+    # the contract spells each task's arguments once; the worker's functions take exactly those
+    from otpflow.worker.celery_app import create_worker_app
+
+    app = create_worker_app(Settings(broker_url="memory://"))
+    for name, expected in ARGUMENTS.items():
+        parameters = list(inspect.signature(app.tasks[name].run).parameters)
+        assert tuple(parameters) == expected, name
+    assert arguments(RELAY_DLR, flow_id="f", step=1, index=2, attempt=3) == ["f", 1, 2, 3]
+    with pytest.raises(TypeError):
+        arguments(RELAY_DLR, flow_id="f", step=1)
