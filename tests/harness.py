@@ -12,9 +12,11 @@ import functools
 import json
 import os
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
@@ -406,3 +409,86 @@ def duplicate_sends(system: System) -> dict[tuple[str, str], int]:
             key = (request["recipient"], request["channel"])
             counts[key] = counts.get(key, 0) + 1
     return {key: n for key, n in counts.items() if n > 1}
+
+
+# -- for the simulator's and the providers' tests -------------------------------------------
+
+
+class DlrReceiver:
+    """A real HTTP server on 127.0.0.1 recording every POST (any JSON body) by path."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length))
+                with receiver.lock:
+                    receiver.received.append(
+                        {
+                            "path": self.path,
+                            "content_type": self.headers.get("content-type"),
+                            "body": body,
+                        }
+                    )
+                # a provider's postback to a failing endpoint is tried again: /fail... answers 500
+                self.send_response(500 if self.path.startswith("/fail") else 200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def bodies(self, path: str) -> list[Any]:
+        """Bodies posted to ``path`` so far (each DLR test uses its own path)."""
+        with self.lock:
+            return [r["body"] for r in self.received if r["path"] == path]
+
+    def for_request(self, request_id: str) -> list[Any]:
+        """Bodies posted so far about one simulator request (by their ``request_id``)."""
+        with self.lock:
+            return [r["body"] for r in self.received if r["body"].get("request_id") == request_id]
+
+    def wait(self, path: str, count: int = 1) -> list[Any]:
+        """Poll until exactly ``count`` bodies were posted to ``path``; return them."""
+        found: list[Any] = []
+
+        def check() -> bool:
+            found[:] = self.bodies(path)
+            return len(found) == count
+
+        wait_for(check, 5)
+        return found
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def running(app: Any) -> Iterator[httpx.Client]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield a client for it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive(), 15, "the simulator to start")
+        assert server.started, "simulator did not start"
+        host, port = sock.getsockname()
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

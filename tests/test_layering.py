@@ -23,15 +23,30 @@ FORBIDDEN = {
 ALLOWED = {("worker/cli.py", "otpflow.simulator")}
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved to their ``otpflow.*`` name."""
+    package = ["otpflow", *path.relative_to(root).parent.parts]
     tree = ast.parse(path.read_text())
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1])
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            found |= {f"{base}.{name}" for name in names}
     return found
+
+
+def test_relative_imports_are_resolved(tmp_path: Path) -> None:
+    assert "otpflow.simulator.gateway" in imported_modules(ROOT / "simulator" / "app.py")
+    nested = tmp_path / "worker" / "providers" / "base.py"
+    nested.parent.mkdir(parents=True)
+    nested.write_text("from ..api import x\nfrom . import errors\n")
+    found = imported_modules(nested, root=tmp_path)
+    assert found == {"otpflow.worker.api", "otpflow.worker.providers.errors"}
 
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))

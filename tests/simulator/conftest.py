@@ -2,85 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from otpflow.simulator.app import create_app
 
-
-def wait_until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``cond`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"condition not met within {timeout}s")
-
-
-class DlrReceiver:
-    """A real HTTP server on 127.0.0.1 recording every POST (any JSON body) by path."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                with receiver.lock:
-                    receiver.received.append(
-                        {
-                            "path": self.path,
-                            "content_type": self.headers.get("content-type"),
-                            "body": body,
-                        }
-                    )
-                self.send_response(200)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def bodies(self, path: str) -> list[Any]:
-        """Bodies posted to ``path`` so far (each DLR test uses its own path)."""
-        with self.lock:
-            return [r["body"] for r in self.received if r["path"] == path]
-
-    def wait(self, path: str, count: int = 1) -> list[Any]:
-        """Poll until exactly ``count`` bodies were posted to ``path``; return them."""
-        found: list[Any] = []
-
-        def check() -> bool:
-            found[:] = self.bodies(path)
-            return len(found) == count
-
-        wait_until(check)
-        return found
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from harness import DlrReceiver, running, wait_for
 
 
 @pytest.fixture
@@ -88,26 +19,6 @@ def dlrs() -> Iterator[DlrReceiver]:
     rec = DlrReceiver()
     yield rec
     rec.close()
-
-
-@contextmanager
-def running(app: Any) -> Iterator[httpx.Client]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield a client for it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive(), timeout=15)
-        assert server.started, "simulator did not start"
-        host, port = sock.getsockname()
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 class Sim:
@@ -144,7 +55,7 @@ class Sim:
 
     @staticmethod
     def wait(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
-        return wait_until(cond, timeout)
+        return wait_for(cond, timeout)
 
 
 @pytest.fixture
@@ -168,8 +79,8 @@ def run_app() -> Callable[[Any], AbstractContextManager[httpx.Client]]:
 
 @pytest.fixture
 def wait() -> Callable[..., Any]:
-    """``wait(cond, timeout=5.0)``: poll ``cond`` until truthy, or fail at the deadline."""
-    return wait_until
+    """``wait(cond, timeout=20.0)``: poll ``cond`` until truthy, or fail at the deadline."""
+    return wait_for
 
 
 @pytest.fixture

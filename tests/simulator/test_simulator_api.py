@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from otpflow.simulator.app import create_app
+
+from harness import DlrReceiver, wait_for
 
 API_KEY = "test-key"
 WORKSPACE = "test-ws"
@@ -26,88 +25,12 @@ AUTH = {"x-api-key": API_KEY, "x-workspace-id": WORKSPACE}
 SMS_PATH = "/api/ingest/sms/v1/message/send"
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``cond`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"condition not met within {timeout}s")
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records JSON postbacks."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                with receiver.lock:
-                    receiver.received.append({"path": self.path, "body": body})
-                code = 500 if self.path.startswith("/fail") else 200
-                self.send_response(code)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def bodies(self, request_id: str | None = None) -> list[dict[str, Any]]:
-        """Postback bodies received so far, optionally only those for ``request_id``."""
-        with self.lock:
-            return [
-                r["body"]
-                for r in self.received
-                if request_id is None or r["body"].get("request_id") == request_id
-            ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
-
-
-def run_app(app: Any) -> Iterator[httpx.Client]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield a client for it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive())
-        assert server.started, "simulator did not start"
-        host, port = sock.getsockname()
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    yield from run_app(create_app(api_key=API_KEY, workspace_id=WORKSPACE, default_delay_ms=50))
+def client(
+    run_app: Callable[[Any], AbstractContextManager[httpx.Client]],
+) -> Iterator[httpx.Client]:
+    with run_app(create_app(api_key=API_KEY, workspace_id=WORKSPACE, default_delay_ms=50)) as http:
+        yield http
 
 
 def wait_len(get: Callable[[], list[Any]], n: int) -> list[Any]:
@@ -118,7 +41,7 @@ def wait_len(get: Callable[[], list[Any]], n: int) -> list[Any]:
         found[:] = get()
         return len(found) == n
 
-    wait_until(check)
+    wait_for(check)
     return found
 
 
@@ -257,12 +180,12 @@ def test_sms_body_not_json_400(client: httpx.Client) -> None:
     ],
 )
 def test_whatsapp_ingest_accepts_and_posts_back(
-    client: httpx.Client, receiver: Receiver, path: str, body: dict[str, Any]
+    client: httpx.Client, dlrs: DlrReceiver, path: str, body: dict[str, Any]
 ) -> None:
     full = {
         "recipient": "447700900123",
         "phone_id": "1029384756",
-        "post_back_url": receiver.url + "/dlr",
+        "post_back_url": dlrs.url + "/dlr",
         "post_back_data": "wa-1",
         **body,
     }
@@ -271,7 +194,7 @@ def test_whatsapp_ingest_accepts_and_posts_back(
     reply = resp.json()
     assert reply["success"] is True
     assert reply["message"] == "WhatsApp request queued successfully"
-    [dlr] = wait_until(lambda: receiver.bodies(reply["request_id"]))
+    [dlr] = wait_for(lambda: dlrs.for_request(reply["request_id"]))
     assert dlr["channel"] == "whatsapp"
     assert dlr["status"] == "delivered"
     assert dlr["post_back_data"] == "wa-1"
@@ -364,10 +287,10 @@ def test_campaign_errors_use_status_shape(client: httpx.Client) -> None:
 # --- outcomes and postbacks -----------------------------------------------------------------
 
 
-def test_deliver_posts_full_postback(client: httpx.Client, receiver: Receiver) -> None:
-    resp = send_sms(client, post_back_url=receiver.url + "/dlr?x=1", post_back_data="order-42")
+def test_deliver_posts_full_postback(client: httpx.Client, dlrs: DlrReceiver) -> None:
+    resp = send_sms(client, post_back_url=dlrs.url + "/dlr?x=1", post_back_data="order-42")
     request_id = resp.json()["request_id"]
-    [dlr] = wait_until(lambda: receiver.bodies(request_id))
+    [dlr] = wait_for(lambda: dlrs.for_request(request_id))
     assert set(dlr) == {
         "workspace_id",
         "type",
@@ -391,51 +314,51 @@ def test_deliver_posts_full_postback(client: httpx.Client, receiver: Receiver) -
     assert dlr["status_at"].endswith("Z")
     assert datetime.fromisoformat(dlr["status_at"]).utcoffset() == timedelta(0)
     assert dlr["post_back_data"] == "order-42"
-    assert receiver.received[0]["path"] == "/dlr?x=1"
-    [record] = wait_until(lambda: client.get("/_sim/postbacks").json()["postbacks"])
-    assert record["url"] == receiver.url + "/dlr?x=1"
+    assert dlrs.received[0]["path"] == "/dlr?x=1"
+    [record] = wait_for(lambda: client.get("/_sim/postbacks").json()["postbacks"])
+    assert record["url"] == dlrs.url + "/dlr?x=1"
     assert record["body"] == dlr
     assert record["response_status"] == 200
     assert record["error"] is None
 
 
 def test_message_ids_distinct_and_null_post_back_data(
-    client: httpx.Client, receiver: Receiver
+    client: httpx.Client, dlrs: DlrReceiver
 ) -> None:
-    ids = [send_sms(client, post_back_url=receiver.url).json()["request_id"] for _ in range(2)]
-    dlrs = [wait_until(lambda rid=rid: receiver.bodies(rid))[0] for rid in ids]
-    assert dlrs[0]["message_id"] != dlrs[1]["message_id"]
-    assert all(d["post_back_data"] is None for d in dlrs)
+    ids = [send_sms(client, post_back_url=dlrs.url).json()["request_id"] for _ in range(2)]
+    reports = [wait_for(lambda rid=rid: dlrs.for_request(rid))[0] for rid in ids]
+    assert reports[0]["message_id"] != reports[1]["message_id"]
+    assert all(d["post_back_data"] is None for d in reports)
 
 
-def test_fail_posts_failed_or_rule_status(client: httpx.Client, receiver: Receiver) -> None:
+def test_fail_posts_failed_or_rule_status(client: httpx.Client, dlrs: DlrReceiver) -> None:
     set_rules(
         client,
         {"channel": "sms", "recipient": "15550000001", "action": "fail"},
         {"channel": "sms", "recipient": "15550000002", "action": "fail", "status": "expired"},
     )
-    first = send_sms(client, recipient="15550000001", post_back_url=receiver.url)
-    second = send_sms(client, recipient="15550000002", post_back_url=receiver.url)
+    first = send_sms(client, recipient="15550000001", post_back_url=dlrs.url)
+    second = send_sms(client, recipient="15550000002", post_back_url=dlrs.url)
     assert first.status_code == second.status_code == 200
-    [dlr1] = wait_until(lambda: receiver.bodies(first.json()["request_id"]))
-    [dlr2] = wait_until(lambda: receiver.bodies(second.json()["request_id"]))
+    [dlr1] = wait_for(lambda: dlrs.for_request(first.json()["request_id"]))
+    [dlr2] = wait_for(lambda: dlrs.for_request(second.json()["request_id"]))
     assert dlr1["status"] == "failed"
     assert dlr2["status"] == "expired"
 
 
-def test_never_posts_nothing(client: httpx.Client, receiver: Receiver) -> None:
+def test_never_posts_nothing(client: httpx.Client, dlrs: DlrReceiver) -> None:
     set_rules(client, {"channel": "sms", "recipient": "15550000003", "action": "never"})
-    never = send_sms(client, recipient="15550000003", post_back_url=receiver.url)
+    never = send_sms(client, recipient="15550000003", post_back_url=dlrs.url)
     assert never.status_code == 200
     # A control message with a much longer delay, sent afterwards: once its DLR is in,
     # the "never" message's delay has long passed.
-    control = send_sms(client, post_back_url=receiver.url)
+    control = send_sms(client, post_back_url=dlrs.url)
     client.post(
         "/_sim/dlr",
         json={"request_id": control.json()["request_id"], "status": "delivered", "delay_ms": 500},
     )
-    wait_until(lambda: len(receiver.bodies(control.json()["request_id"])) == 2)
-    assert receiver.bodies(never.json()["request_id"]) == []
+    wait_for(lambda: len(dlrs.for_request(control.json()["request_id"])) == 2)
+    assert dlrs.for_request(never.json()["request_id"]) == []
     postbacks = client.get("/_sim/postbacks", params={"request_id": never.json()["request_id"]})
     assert postbacks.json()["postbacks"] == []
 
@@ -445,10 +368,10 @@ def test_never_posts_nothing(client: httpx.Client, receiver: Receiver) -> None:
     [("reject", 400, "Recipient is blocked"), ("error", 500, "Internal server error")],
 )
 def test_reject_and_error(
-    client: httpx.Client, receiver: Receiver, action: str, code: int, message: str
+    client: httpx.Client, dlrs: DlrReceiver, action: str, code: int, message: str
 ) -> None:
     set_rules(client, {"channel": "*", "recipient": None, "action": action})
-    resp = send_sms(client, post_back_url=receiver.url)
+    resp = send_sms(client, post_back_url=dlrs.url)
     assert resp.status_code == code
     assert resp.json() == {"success": False, "message": message}
     [logged] = client.get("/_sim/requests").json()["requests"]
@@ -456,53 +379,51 @@ def test_reject_and_error(
     assert logged["request_id"] is None
 
 
-def test_slow_accepts_late_then_delivers(client: httpx.Client, receiver: Receiver) -> None:
+def test_slow_accepts_late_then_delivers(client: httpx.Client, dlrs: DlrReceiver) -> None:
     set_rules(client, {"channel": "sms", "action": "slow", "accept_delay_ms": 300})
     started = time.monotonic()
-    resp = send_sms(client, post_back_url=receiver.url)
+    resp = send_sms(client, post_back_url=dlrs.url)
     assert time.monotonic() - started >= 0.3
     assert resp.status_code == 200
-    [dlr] = wait_until(lambda: receiver.bodies(resp.json()["request_id"]))
+    [dlr] = wait_for(lambda: dlrs.for_request(resp.json()["request_id"]))
     assert dlr["status"] == "delivered"
 
 
-def test_per_recipient_rule_beats_per_channel_rule(
-    client: httpx.Client, receiver: Receiver
-) -> None:
+def test_per_recipient_rule_beats_per_channel_rule(client: httpx.Client, dlrs: DlrReceiver) -> None:
     set_rules(
         client,
         {"channel": "sms", "recipient": None, "action": "reject"},
         {"channel": "*", "recipient": "15550000004", "action": "fail"},
     )
     assert send_sms(client, recipient="15550000005").status_code == 400
-    resp = send_sms(client, recipient="15550000004", post_back_url=receiver.url)
+    resp = send_sms(client, recipient="15550000004", post_back_url=dlrs.url)
     assert resp.status_code == 200
-    [dlr] = wait_until(lambda: receiver.bodies(resp.json()["request_id"]))
+    [dlr] = wait_for(lambda: dlrs.for_request(resp.json()["request_id"]))
     assert dlr["status"] == "failed"
 
 
-def test_rules_given_at_start() -> None:
+def test_rules_given_at_start(
+    run_app: Callable[[Any], AbstractContextManager[httpx.Client]],
+) -> None:
     app = create_app(rules=[{"channel": "sms", "action": "error"}])
-    for c in run_app(app):
+    with run_app(app) as c:
         headers = {"x-api-key": "sim-key", "x-workspace-id": "sim-workspace"}
         assert c.post(SMS_PATH, headers=headers, json=sms()).status_code == 500
 
 
-def test_dlr_reposts_duplicate_and_late(client: httpx.Client, receiver: Receiver) -> None:
-    request_id = send_sms(client, post_back_url=receiver.url, post_back_data="d").json()[
-        "request_id"
-    ]
-    [first] = wait_until(lambda: receiver.bodies(request_id))
+def test_dlr_reposts_duplicate_and_late(client: httpx.Client, dlrs: DlrReceiver) -> None:
+    request_id = send_sms(client, post_back_url=dlrs.url, post_back_data="d").json()["request_id"]
+    [first] = wait_for(lambda: dlrs.for_request(request_id))
     resp = client.post("/_sim/dlr", json={"request_id": request_id, "status": "delivered"})
     assert resp.status_code == 200
     resp = client.post(
         "/_sim/dlr", json={"request_id": request_id, "status": "failed", "delay_ms": 10}
     )
     assert resp.status_code == 200
-    dlrs = wait_len(lambda: receiver.bodies(request_id), 3)
-    assert sorted(d["status"] for d in dlrs) == ["delivered", "delivered", "failed"]
-    assert {d["message_id"] for d in dlrs} == {first["message_id"]}
-    assert {d["post_back_data"] for d in dlrs} == {"d"}
+    reports = wait_len(lambda: dlrs.for_request(request_id), 3)
+    assert sorted(d["status"] for d in reports) == ["delivered", "delivered", "failed"]
+    assert {d["message_id"] for d in reports} == {first["message_id"]}
+    assert {d["post_back_data"] for d in reports} == {"d"}
 
 
 def test_dlr_unknown_request_404(client: httpx.Client) -> None:
@@ -510,31 +431,29 @@ def test_dlr_unknown_request_404(client: httpx.Client) -> None:
     assert resp.status_code == 404
 
 
-def test_failed_postbacks_are_recorded_and_retried(
-    client: httpx.Client, receiver: Receiver
-) -> None:
-    closed = Receiver()
+def test_failed_postbacks_are_recorded_and_retried(client: httpx.Client, dlrs: DlrReceiver) -> None:
+    closed = DlrReceiver()
     dead_url = closed.url + "/dlr"
     closed.close()
     send_sms(client, post_back_url=dead_url)
-    send_sms(client, post_back_url=receiver.url + "/fail")
+    send_sms(client, post_back_url=dlrs.url + "/fail")
     records = wait_len(lambda: client.get("/_sim/postbacks").json()["postbacks"], 4)
     first = {r["url"]: r for r in records if r["attempt"] == 1}
     assert first[dead_url]["response_status"] is None and first[dead_url]["error"]
-    assert first[receiver.url + "/fail"]["response_status"] == 500
-    assert first[receiver.url + "/fail"]["error"] is None
+    assert first[dlrs.url + "/fail"]["response_status"] == 500
+    assert first[dlrs.url + "/fail"]["error"] is None
     # each is tried again about a second later, as providers do
     retried = [r for r in records if r["attempt"] == 2]
-    assert {r["url"] for r in retried} == {dead_url, receiver.url + "/fail"}
+    assert {r["url"] for r in retried} == {dead_url, dlrs.url + "/fail"}
     assert all(r["sent_at"] - first[r["url"]]["sent_at"] >= 0.9 for r in retried)
-    assert [r["path"] for r in receiver.received].count("/fail") >= 2
+    assert [r["path"] for r in dlrs.received].count("/fail") >= 2
 
 
-def test_accepted_postback_is_not_repeated(client: httpx.Client, receiver: Receiver) -> None:
-    rid = send_sms(client, post_back_url=receiver.url + "/ok").json()["request_id"]
-    wait_until(lambda: receiver.bodies(rid))
+def test_accepted_postback_is_not_repeated(client: httpx.Client, dlrs: DlrReceiver) -> None:
+    rid = send_sms(client, post_back_url=dlrs.url + "/ok").json()["request_id"]
+    wait_for(lambda: dlrs.for_request(rid))
     time.sleep(1.3)
-    assert len(receiver.bodies(rid)) == 1
+    assert len(dlrs.for_request(rid)) == 1
 
 
 # --- control API ----------------------------------------------------------------------------
@@ -594,17 +513,17 @@ def test_rules_endpoint_validates_and_replaces(client: httpx.Client) -> None:
     assert send_sms(client).status_code == 200
 
 
-def test_reset_clears_and_cancels(client: httpx.Client, receiver: Receiver) -> None:
+def test_reset_clears_and_cancels(client: httpx.Client, dlrs: DlrReceiver) -> None:
     set_rules(client, {"channel": "sms", "action": "deliver", "delay_ms": 200})
-    pending = send_sms(client, post_back_url=receiver.url).json()["request_id"]
+    pending = send_sms(client, post_back_url=dlrs.url).json()["request_id"]
     assert client.post("/_sim/reset").json() == {"ok": True}
     assert client.get("/_sim/requests").json()["requests"] == []
     assert client.get("/_sim/rules").json()["rules"] == []
     assert client.post("/_sim/dlr", json={"request_id": pending}).status_code == 404
-    control = send_sms(client, post_back_url=receiver.url).json()["request_id"]
+    control = send_sms(client, post_back_url=dlrs.url).json()["request_id"]
     client.post("/_sim/dlr", json={"request_id": control, "delay_ms": 600})
-    wait_until(lambda: len(receiver.bodies(control)) == 2)
-    assert receiver.bodies(pending) == []
+    wait_for(lambda: len(dlrs.for_request(control)) == 2)
+    assert dlrs.for_request(pending) == []
     assert all(
         p["body"]["request_id"] == control
         for p in client.get("/_sim/postbacks").json()["postbacks"]
@@ -628,7 +547,7 @@ def test_serve_runs_real_server() -> None:
             except httpx.HTTPError:
                 return proc.poll() is not None  # stop polling if the process died
 
-        wait_until(healthy, timeout=15)
+        wait_for(healthy, timeout=15)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
     finally:
         proc.terminate()

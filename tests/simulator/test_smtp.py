@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from otpflow.simulator.app import create_app
+from otpflow.worker.stack import free_port
 
 
 def mail(to: str = "user@example.com", **headers: str) -> EmailMessage:
@@ -111,13 +112,6 @@ def test_partly_refused_message_goes_to_the_others(smtp_sim: Any) -> None:
 
 def test_no_smtp_unless_asked(sim: Any) -> None:
     assert sim.app.state.sim.smtp_port is None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_smtp_server_runs_only_while_the_app_runs(run_app: Any) -> None:
