@@ -16,7 +16,10 @@ COPY pyproject.toml README.md ./
 COPY config config
 COPY flow flow
 COPY producers producers
+COPY providers providers
+COPY api api
 COPY worker worker
+COPY cli cli
 COPY simulator simulator
 # [simulator]: the simulator service runs from this image too, with its SMTP side
 RUN pip install ".[simulator]" && rm -rf build *.egg-info

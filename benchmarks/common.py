@@ -28,10 +28,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from otpflow.cli.stack import Stack
 from otpflow.flow import keys
 from otpflow.flow.states import TERMINAL_FLOW
 from otpflow.producers import OtpflowClient
-from otpflow.worker.stack import Stack
 
 ENDED = {status.value.encode() for status in TERMINAL_FLOW}
 

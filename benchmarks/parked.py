@@ -36,10 +36,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from otpflow.cli.stack import Stack
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.producers import OtpflowClient
-from otpflow.worker.stack import Stack
 
 from common import (
     bench_stack,

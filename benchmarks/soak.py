@@ -34,13 +34,16 @@ import httpx
 import redis
 from rich.console import Console
 
+from otpflow.cli.stack import Stack
 from otpflow.config.settings import Settings
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics, field, series
 from otpflow.flow.store import FlowStore
 from otpflow.producers import OtpflowClient, ServiceUnavailable
-from otpflow.worker.stack import Stack
-from otpflow.worker.tcp_proxy import TcpProxy
+
+# the fault tests' TCP proxy lives with them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tcp_proxy import TcpProxy
 
 from common import progress_bars, progress_console, sms_then_whatsapp, wait_ended
 

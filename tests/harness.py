@@ -29,12 +29,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
+from otpflow.cli.main import masked
+from otpflow.cli.stack import Stack, free_port
 from otpflow.config.settings import Settings
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.store import FlowStore, FlowView
 from otpflow.producers import OtpflowClient
-from otpflow.worker.cli import masked
-from otpflow.worker.stack import Stack, free_port
 
 REDIS_HOST = os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ_URL = os.environ.get("OTPFLOW_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")

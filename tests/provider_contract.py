@@ -1,4 +1,4 @@
-"""Helpers shared by the provider adapter contract tests (tests/worker/providers)."""
+"""Helpers shared by the provider adapter contract tests (tests/providers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from otpflow.flow.models import FlowRequest, Step
-from otpflow.worker.providers.base import Callback
+from otpflow.providers.base import Callback
 
 CALLBACK = Callback(url="https://otp.example/v1/dlr/p?token=t0k", data="t0k")
 PHONE = "919876543210"

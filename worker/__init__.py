@@ -1,6 +1,6 @@
-"""The running system: Celery app and tasks, provider adapters, DLR intake, the HTTP API and
-the CLI. ``celery -A otpflow.worker worker`` and ``celery -A otpflow.worker flower`` work; the
-app (and the settings it needs) is built only when something asks for ``app``.
+"""The worker process: the Celery app, the tasks, the caller webhooks and the timer loop.
+``celery -A otpflow.worker worker`` and ``celery -A otpflow.worker flower`` work; the app (and
+the settings it needs) is built only when something asks for ``app``.
 """
 
 from typing import Any

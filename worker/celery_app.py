@@ -15,7 +15,7 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings, load_settings
-from otpflow.worker.logs import configure_logging
+from otpflow.flow.logs import configure_logging
 from otpflow.worker.runtime import Runtime
 from otpflow.worker.tasks import register_tasks
 from otpflow.worker.timers import TimerLoop, timer_step

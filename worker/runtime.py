@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from functools import cached_property
@@ -11,28 +10,20 @@ import httpx
 from celery import Celery
 from redis import Redis
 
+from otpflow.config.process import freeze_heap
 from otpflow.config.settings import Settings
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.signing import dlr_token
 from otpflow.flow.store import FlowStore, connect_redis
-from otpflow.worker.providers import Callback, Provider, build_providers
+from otpflow.providers import Callback, Provider, build_providers
 from otpflow.worker.webhooks import webhook_client
 
 # Beyond the budget, the last attempt may still be waiting on its provider.
 SEND_LEASE_SLACK_SECONDS = 1.0
 
 logger = logging.getLogger("otpflow.worker")
-
-
-def freeze_heap() -> None:
-    """Leave everything built so far (modules, the app, clients) out of the cyclic garbage
-    collector's reach from now on. A full collection otherwise walks all of it, holding the
-    GIL for 30-90 ms in a worker while every task waits (measured with --sms failed in
-    benchmarks/flows.py); what is built later is collected as before."""
-    gc.collect()
-    gc.freeze()
 
 
 class Runtime:

@@ -23,8 +23,8 @@ from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEN
 from otpflow.flow.contract import Tasks
 from otpflow.flow.models import Step
 from otpflow.flow.states import DlrStatus, Kind
-from otpflow.worker.providers import Provider
-from otpflow.worker.providers.errors import (
+from otpflow.providers import Provider
+from otpflow.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
     ProviderError,

@@ -25,7 +25,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +33,7 @@ import httpx
 
 from otpflow.flow.destinations import DestinationRefused, is_forbidden, literal_address
 from otpflow.flow.signing import webhook_headers, webhook_secret
+from otpflow.flow.times import iso
 
 if TYPE_CHECKING:
     from otpflow.flow.contract import Tasks
@@ -175,10 +175,6 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def switch_body(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from otpflow.cli.stack import Stack
 from otpflow.config.settings import Settings
-from otpflow.worker.stack import Stack
 
 from harness import env_fields
 

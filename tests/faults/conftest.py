@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from otpflow.worker.tcp_proxy import TcpProxy
+from tcp_proxy import TcpProxy
 
 from harness import (
     FAULT_ENV,

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from otpflow.worker.stack import free_port
+from otpflow.cli.stack import free_port
 
 from harness import System, recipient, sms_step, whatsapp_step
 

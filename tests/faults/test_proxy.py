@@ -7,8 +7,7 @@ import contextlib
 import socket
 
 import pytest
-
-from otpflow.worker.tcp_proxy import TcpProxy
+from tcp_proxy import TcpProxy
 
 from harness import REDIS_HOST
 

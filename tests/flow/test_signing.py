@@ -137,7 +137,7 @@ def test_previous_secrets_are_read_for_rotation(monkeypatch: pytest.MonkeyPatch)
 def test_the_cli_prints_a_workspace_webhook_secret(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from otpflow.worker import cli
+    from otpflow.cli import main as cli
 
     monkeypatch.setenv("OTPFLOW_SECRET", SECRET)
     assert cli.main(["webhook-secret", "--workspace", "acme"]) == 0

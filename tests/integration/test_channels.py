@@ -11,11 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otpflow.config.settings import Settings
-from otpflow.flow.models import FlowRequest
-from otpflow.worker.providers import build_providers
-from otpflow.worker.providers.base import Callback
-from otpflow.worker.stack import (
+from otpflow.cli.stack import (
     SIM_API_KEY,
     SIM_GATEWAY_AUTH,
     SIM_MESSAGEFLOW_KEY,
@@ -23,6 +19,10 @@ from otpflow.worker.stack import (
     SIM_WORKSPACE,
     free_port,
 )
+from otpflow.config.settings import Settings
+from otpflow.flow.models import FlowRequest
+from otpflow.providers import build_providers
+from otpflow.providers.base import Callback
 
 from harness import (
     REDIS_HOST,

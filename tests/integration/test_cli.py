@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from otpflow.worker.api import flow_json
-from otpflow.worker.stack import free_port
+from otpflow.api.app import flow_json
+from otpflow.cli.stack import free_port
 
 from harness import (
     BROKER_URL,

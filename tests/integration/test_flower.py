@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from otpflow.cli.stack import free_port
 from otpflow.config.celery import (
     ALL_QUEUES,
     NOTIFY_SWITCH,
@@ -33,7 +34,6 @@ from otpflow.config.celery import (
     RELAY_DLR,
     SEND_STEP,
 )
-from otpflow.worker.stack import free_port
 
 from harness import System, recipient, sms_step, wait_for
 

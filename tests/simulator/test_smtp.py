@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from otpflow.cli.stack import free_port
 from otpflow.simulator.app import create_app
-from otpflow.worker.stack import free_port
 
 
 def mail(to: str = "user@example.com", **headers: str) -> EmailMessage:
@@ -162,12 +162,12 @@ def test_command_line_smtp_port(wait: Any) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[sys.executable, "-m", "otpflow.simulator"], [sys.executable, "-m", "otpflow.worker.cli"]],
+    [[sys.executable, "-m", "otpflow.simulator"], [sys.executable, "-m", "otpflow.cli.main"]],
     ids=["python -m otpflow.simulator", "otpflow simulator"],
 )
 def test_the_simulator_says_where_it_listens_and_how_to_steer_it(command: list[str]) -> None:
     http_port, smtp_port = free_port(), free_port()
-    if command[-1].endswith("cli"):
+    if command[-1] == "otpflow.cli.main":
         command = [*command, "simulator"]
     proc = subprocess.Popen(
         [*command, "--port", str(http_port), "--smtp-port", str(smtp_port)],

@@ -14,13 +14,13 @@ from otpflow.flow import keys, metrics
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.signing import read_dlr_token
-from otpflow.worker import tasks
-from otpflow.worker.providers.base import Callback, DeliveryReport
-from otpflow.worker.providers.errors import (
+from otpflow.providers.base import Callback, DeliveryReport
+from otpflow.providers.errors import (
     AmbiguousSend,
     ProviderRejected,
     ProviderUnavailable,
 )
+from otpflow.worker import tasks
 from otpflow.worker.runtime import Runtime
 
 from fakes import RecordingTasks

@@ -19,16 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
+from otpflow.cli.stack import free_port
 from otpflow.config.settings import SmtpSettings
-from otpflow.worker.providers.errors import (
+from otpflow.providers.errors import (
     InvalidDlr,
     PermanentProviderError,
     ProviderAuthError,
     ProviderRejected,
     ProviderUnavailable,
 )
-from otpflow.worker.providers.smtp import TOKEN_HEADER, SmtpProvider
-from otpflow.worker.stack import free_port
+from otpflow.providers.smtp import TOKEN_HEADER, SmtpProvider
 
 from provider_contract import CALLBACK, step
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 
 from otpflow.config.settings import Settings
-from otpflow.worker.providers.base import Callback, DeliveryReport, Provider
-from otpflow.worker.providers.gateway import GatewayProvider
-from otpflow.worker.providers.messageflow import MessageFlowProvider
-from otpflow.worker.providers.smtp import SmtpProvider
-from otpflow.worker.providers.zixflow import ZixflowProvider
+from otpflow.providers.base import Callback, DeliveryReport, Provider
+from otpflow.providers.gateway import GatewayProvider
+from otpflow.providers.messageflow import MessageFlowProvider
+from otpflow.providers.smtp import SmtpProvider
+from otpflow.providers.zixflow import ZixflowProvider
 
 __all__ = ["Callback", "DeliveryReport", "Provider", "build_providers"]
 

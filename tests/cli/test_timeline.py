@@ -18,10 +18,7 @@ import pytest
 import redis
 from rich.console import Console, Group
 
-from otpflow.flow.models import FlowRequest
-from otpflow.flow.states import DlrStatus
-from otpflow.flow.store import FlowStore, FlowView
-from otpflow.worker.timeline import (
+from otpflow.cli.timeline import (
     COLUMNS,
     event_line,
     relative,
@@ -29,6 +26,9 @@ from otpflow.worker.timeline import (
     steps_table,
     summary,
 )
+from otpflow.flow.models import FlowRequest
+from otpflow.flow.states import DlrStatus
+from otpflow.flow.store import FlowStore, FlowView
 
 from fakes import FLOW_ID, T0, TEST_KEYRING, switched_flow
 from fakes import step_view as step

@@ -263,8 +263,8 @@ def _refuse_public_development_secrets(host: str, settings: Settings) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from otpflow.worker.api import create_app
-    from otpflow.worker.logs import configure_logging
+    from otpflow.api.app import create_app
+    from otpflow.flow.logs import configure_logging
 
     # in a container, who can reach the API is decided where its port is published
     reachable_on = args.published_on or args.host
@@ -275,7 +275,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         _refuse_public_development_secrets(reachable_on, settings)
     configure_logging(settings.log_level)
     # one process by default: on 2 cores a second one measured no faster (README, Performance)
-    app: Any = create_app(settings) if args.processes == 1 else "otpflow.worker.api:app_from_env"
+    app: Any = create_app(settings) if args.processes == 1 else "otpflow.api.app:app_from_env"
     uvicorn.run(
         app,
         factory=args.processes > 1,  # each process builds its own app and connections
@@ -344,7 +344,7 @@ def follow(client: OtpflowClient, flow_id: str, timeout: float, live_console: Co
     from rich.console import Group
     from rich.live import Live
 
-    from otpflow.worker.timeline import render_flow
+    from otpflow.cli.timeline import render_flow
 
     deadline = time.monotonic() + timeout
     hint = Text(
@@ -366,9 +366,9 @@ def follow(client: OtpflowClient, flow_id: str, timeout: float, live_console: Co
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from otpflow.api.app import flow_json
+    from otpflow.cli.timeline import print_flow
     from otpflow.flow.models import FlowRequest
-    from otpflow.worker.api import flow_json
-    from otpflow.worker.timeline import print_flow
 
     settings = _settings()
     request = FlowRequest.parse(
@@ -402,8 +402,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from otpflow.worker.api import flow_json
-    from otpflow.worker.timeline import print_flow
+    from otpflow.api.app import flow_json
+    from otpflow.cli.timeline import print_flow
 
     settings = _settings()
     client = _client(settings)
@@ -432,7 +432,7 @@ def cmd_webhook_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from otpflow.worker.demo import run_demo
+    from otpflow.cli.demo import run_demo
 
     return run_demo(Console(), _settings(), timeout=args.timeout)
 

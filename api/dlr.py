@@ -8,8 +8,8 @@ from typing import Any
 from otpflow.flow.contract import Tasks
 from otpflow.flow.signing import BadToken, read_dlr_token
 from otpflow.flow.store import FlowStore, Outcome
-from otpflow.worker.providers.base import Provider
-from otpflow.worker.providers.errors import InvalidDlr
+from otpflow.providers.base import Provider
+from otpflow.providers.errors import InvalidDlr
 
 
 class UnknownProvider(LookupError):

@@ -16,15 +16,15 @@ from pydantic import SecretStr
 
 from otpflow.config.settings import GatewaySettings, MessageFlowSettings, ZixflowSettings
 from otpflow.flow.models import Step
-from otpflow.worker.providers.base import Provider
-from otpflow.worker.providers.errors import (
+from otpflow.providers.base import Provider
+from otpflow.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
     ProviderRejected,
 )
-from otpflow.worker.providers.gateway import GatewayProvider
-from otpflow.worker.providers.messageflow import MessageFlowProvider
-from otpflow.worker.providers.zixflow import ZixflowProvider
+from otpflow.providers.gateway import GatewayProvider
+from otpflow.providers.messageflow import MessageFlowProvider
+from otpflow.providers.zixflow import ZixflowProvider
 
 from provider_contract import CALLBACK, PHONE, step
 

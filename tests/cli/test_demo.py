@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from otpflow.worker.demo import DEMO_DATABASES
-from otpflow.worker.stack import free_port
+from otpflow.cli.demo import DEMO_DATABASES
+from otpflow.cli.stack import free_port
 
 from harness import REDIS_HOST
 
@@ -56,7 +56,7 @@ def demo_env(marker: str, redis_url: str) -> dict[str, str]:
 
 def run_demo(marker: str, redis_url: str = REAL_REDIS_URL) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "otpflow.worker.cli", "demo", "--timeout", "60"],
+        [sys.executable, "-m", "otpflow.cli.main", "demo", "--timeout", "60"],
         env=demo_env(marker, redis_url),
         capture_output=True,
         text=True,
@@ -139,7 +139,7 @@ def test_seven_demos_in_a_row_and_two_at_once_tell_the_same_story() -> None:
 def test_a_signalled_demo_leaves_no_process_and_no_data(sig: signal.Signals, after: str) -> None:
     marker = str(uuid.uuid4())
     demo = subprocess.Popen(
-        [sys.executable, "-m", "otpflow.worker.cli", "demo", "--timeout", "60"],
+        [sys.executable, "-m", "otpflow.cli.main", "demo", "--timeout", "60"],
         env=demo_env(marker, REAL_REDIS_URL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -16,9 +16,9 @@ import pytest
 import redis
 import yaml
 
+from otpflow.cli import main as cli
+from otpflow.cli.stack import free_port
 from otpflow.producers import RateLimited, ServiceUnavailable
-from otpflow.worker import cli
-from otpflow.worker.stack import free_port
 
 from fakes import switched_flow
 
@@ -285,7 +285,7 @@ def development_default_warnings(command: str) -> list[str]:
             "import sys, celery, uvicorn",
             "celery.Celery.worker_main = lambda self, argv=None: None",
             "uvicorn.run = lambda *args, **kwargs: None",
-            "from otpflow.worker import cli",
+            "from otpflow.cli import main as cli",
             f"sys.exit(cli.main([{command!r}]))",
         ]
     )
@@ -319,7 +319,7 @@ def serve_api(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         [
             "import sys, uvicorn",
             "uvicorn.run = lambda app, host, **kwargs: print('serving on', host)",
-            "from otpflow.worker import cli",
+            "from otpflow.cli import main as cli",
             f"sys.exit(cli.main(['api', *{list(args)!r}]))",
         ]
     )

@@ -10,14 +10,14 @@ from pydantic import SecretStr
 
 from otpflow.config.settings import MessageFlowSettings
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.errors import (
+from otpflow.providers.errors import (
     InvalidDlr,
     ProviderAuthError,
     ProviderBadReply,
     ProviderRejected,
     ProviderUnavailable,
 )
-from otpflow.worker.providers.messageflow import MessageFlowProvider
+from otpflow.providers.messageflow import MessageFlowProvider
 
 from provider_contract import CALLBACK, PHONE, recording, step
 

@@ -36,8 +36,8 @@ from otpflow.flow.models import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
-from otpflow.worker.providers.errors import InvalidDlr, ProviderRejected
+from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/api/ingest/sms/v1/message/send"
 WHATSAPP_TEMPLATE_PATH = "/api/ingest/whatsapp/v1/template/send"

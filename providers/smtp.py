@@ -25,8 +25,8 @@ from typing import Any
 from otpflow.config.settings import SmtpSettings
 from otpflow.flow.models import EmailPayload, Step
 from otpflow.flow.redact import mask
-from otpflow.worker.providers.base import Callback, DeliveryReport
-from otpflow.worker.providers.errors import (
+from otpflow.providers.base import Callback, DeliveryReport
+from otpflow.providers.errors import (
     AmbiguousSend,
     InvalidDlr,
     ProviderAuthError,

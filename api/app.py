@@ -26,11 +26,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from otpflow.api.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
+from otpflow.api.metrics import CONTENT_TYPE, render
+from otpflow.config.process import freeze_heap
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
+from otpflow.flow.logs import configure_logging
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope, InvalidRequest
 from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowView
+from otpflow.flow.times import iso
 from otpflow.producers.client import (
     Conflict,
     OtpflowClient,
@@ -39,12 +44,7 @@ from otpflow.producers.client import (
     error_reply,
     verify_reply,
 )
-from otpflow.worker.dlr import BadToken, DlrIntake, InvalidDlr, UnknownProvider
-from otpflow.worker.logs import configure_logging
-from otpflow.worker.metrics import CONTENT_TYPE, render
-from otpflow.worker.providers import build_providers
-from otpflow.worker.runtime import freeze_heap
-from otpflow.worker.webhooks import iso
+from otpflow.providers import build_providers
 
 logger = logging.getLogger("otpflow.api")
 

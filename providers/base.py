@@ -17,7 +17,7 @@ import httpx
 from otpflow.flow.models import Step
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.errors import (
+from otpflow.providers.errors import (
     AmbiguousSend,
     ProviderAuthError,
     ProviderBadReply,

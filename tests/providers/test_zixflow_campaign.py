@@ -12,10 +12,10 @@ from pydantic import SecretStr
 
 from otpflow.config.settings import ZixflowSettings
 from otpflow.flow.models import FlowRequest, Step
+from otpflow.providers.base import Callback
+from otpflow.providers.errors import ProviderBadReply, ProviderRejected
+from otpflow.providers.zixflow import ZixflowProvider
 from otpflow.simulator.schemas import CampaignSend
-from otpflow.worker.providers.base import Callback
-from otpflow.worker.providers.errors import ProviderBadReply, ProviderRejected
-from otpflow.worker.providers.zixflow import ZixflowProvider
 
 SETTINGS = ZixflowSettings(
     base_url="https://zix.example", api_key=SecretStr("k-123"), workspace_id="ws-9"

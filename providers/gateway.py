@@ -29,8 +29,8 @@ from otpflow.flow.models import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
-from otpflow.worker.providers.errors import (
+from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.errors import (
     InvalidDlr,
     ProviderAuthError,
     ProviderRejected,

@@ -11,13 +11,13 @@ from pydantic import SecretStr
 
 from otpflow.config.settings import GatewaySettings
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.errors import (
+from otpflow.providers.errors import (
     InvalidDlr,
     ProviderAuthError,
     ProviderBadReply,
     ProviderRejected,
 )
-from otpflow.worker.providers.gateway import GatewayProvider, item_id
+from otpflow.providers.gateway import GatewayProvider, item_id
 
 from provider_contract import CALLBACK, PHONE, recording, step
 

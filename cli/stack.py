@@ -125,7 +125,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
-            [sys.executable, "-m", "otpflow.worker.cli", *args],
+            [sys.executable, "-m", "otpflow.cli.main", *args],
             env=self.env(),
             stdout=out,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,

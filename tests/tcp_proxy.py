@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from otpflow.worker.stack import free_port
+from otpflow.cli.stack import free_port
 
 
 class TcpProxy:

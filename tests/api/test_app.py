@@ -14,11 +14,11 @@ import redis
 from fastapi.testclient import TestClient
 from kombu.exceptions import OperationalError
 
+from otpflow.api.app import create_app
+from otpflow.cli.stack import free_port
 from otpflow.config.settings import Settings
 from otpflow.flow.signing import dlr_token
 from otpflow.producers import OtpflowClient
-from otpflow.worker.api import create_app
-from otpflow.worker.stack import free_port
 
 HEADERS = {"x-api-key": "demo-key", "x-workspace-id": "demo"}
 FLOW: dict[str, Any] = {

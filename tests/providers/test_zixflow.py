@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from otpflow.config.settings import ZixflowSettings
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback
-from otpflow.worker.providers.errors import (
+from otpflow.providers.base import Callback
+from otpflow.providers.errors import (
     AmbiguousSend,
     InvalidDlr,
     ProviderAuthError,
@@ -23,7 +23,7 @@ from otpflow.worker.providers.errors import (
     ProviderUnavailable,
     TransientProviderError,
 )
-from otpflow.worker.providers.zixflow import ZixflowProvider
+from otpflow.providers.zixflow import ZixflowProvider
 
 SETTINGS = ZixflowSettings(
     base_url="https://zix.example", api_key=SecretStr("k-123"), workspace_id="ws-9"

@@ -26,11 +26,11 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from otpflow.cli.stack import EmbeddedRedis, Stack, free_port, redis_answers
+from otpflow.cli.timeline import event_line, steps_table, summary
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.store import FlowView
-from otpflow.worker.stack import EmbeddedRedis, Stack, free_port, redis_answers
-from otpflow.worker.timeline import event_line, steps_table, summary
 
 DEMO_RECIPIENT = "919876543210"
 

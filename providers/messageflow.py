@@ -23,8 +23,8 @@ from otpflow.config.settings import MessageFlowSettings
 from otpflow.flow.models import SmsPayload, Step
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.worker.providers.base import Callback, DeliveryReport, send_json
-from otpflow.worker.providers.errors import InvalidDlr, ProviderRejected
+from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/v2.1/sms"
 

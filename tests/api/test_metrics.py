@@ -7,9 +7,9 @@ import math
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from otpflow.api.metrics import render
 from otpflow.flow import keys
 from otpflow.flow.metrics import LATENCY_BUCKETS, METRICS, Metrics, bucket_label, field
-from otpflow.worker.metrics import render
 
 
 def scrape(redis_client: redis.Redis) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
