@@ -460,14 +460,11 @@ WORKSPACE_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="otpflow",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+# the subcommands of build_parser's parser: each command adds its own
+Commands = argparse._SubParsersAction  # argparse names no public type for it
 
+
+def _add_worker(sub: Commands) -> None:
     worker = sub.add_parser(
         "worker", help="run a Celery worker: sends, webhooks, and the timers (timeouts, recovery)"
     )
@@ -480,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", default="")
     worker.set_defaults(func=cmd_worker)
 
+
+def _add_api(sub: Commands) -> None:
     api = sub.add_parser("api", help="serve the HTTP API under uvicorn")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
@@ -498,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.set_defaults(func=cmd_api)
 
+
+def _add_simulator(sub: Commands) -> None:
     sim = sub.add_parser("simulator", help="serve the provider simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9000)
@@ -510,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_simulator)
 
+
+def _add_send(sub: Commands) -> None:
     send = sub.add_parser(
         "send",
         help="send a flow from a JSON file (or - for stdin) and follow it until it ends",
@@ -539,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(func=cmd_send)
 
+
+def _add_status(sub: Commands) -> None:
     status = sub.add_parser(
         "status",
         help="show a flow's steps and timeline",
@@ -549,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(func=cmd_status)
 
+
+def _add_webhook_secret(sub: Commands) -> None:
     secret = sub.add_parser(
         "webhook-secret",
         help="print the secret a workspace's webhook receiver verifies signatures with",
@@ -559,9 +566,30 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--workspace", required=True, help="the workspace (x-workspace-id)")
     secret.set_defaults(func=cmd_webhook_secret)
 
+
+def _add_demo(sub: Commands) -> None:
     demo = sub.add_parser("demo", help="run everything locally: SMS fails, WhatsApp delivers")
     demo.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS")
     demo.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otpflow",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_worker,
+        _add_api,
+        _add_simulator,
+        _add_send,
+        _add_status,
+        _add_webhook_secret,
+        _add_demo,
+    ):
+        add(sub)
     return parser
 
 

@@ -22,7 +22,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
 from otpflow.config.celery import make_celery
-from otpflow.config.settings import Settings
+from otpflow.config.settings import Limits, Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring, KeyringMismatch
@@ -97,6 +97,42 @@ def verify_reply(outcome: Outcome) -> tuple[dict[str, Any], int]:
     elif outcome.kind == Kind.BLOCKED:
         body["retry_after"] = int(outcome.detail)
     return body, status
+
+
+def refusal(admitted: Outcome, limits: Limits) -> Exception:
+    """What a producer raises for a new flow its recipients' limits refused."""
+    if admitted.kind == Kind.VERIFY_BLOCKED:
+        return RateLimited(
+            f"too many wrong codes for a recipient: at most {limits.verify_failures} "
+            f"every {limits.verify_failure_window_seconds} s",
+            retry_after=int(admitted.detail),
+        )
+    if admitted.kind == Kind.TOO_MANY_MESSAGES:
+        return InvalidRequest(
+            [
+                FieldError(
+                    "messages",
+                    f"sends more than {admitted.detail} messages to one recipient, the most "
+                    f"one recipient may get every {limits.recipient_window_seconds} s",
+                )
+            ]
+        )
+    if admitted.kind in (Kind.RATE_LIMITED, Kind.MESSAGE_LIMITED):
+        counted = (
+            f"{limits.recipient_flows} flows"
+            if admitted.kind == Kind.RATE_LIMITED
+            else f"{limits.recipient_messages} messages (one per step)"
+        )
+        return RateLimited(
+            f"at most {counted} per recipient every {limits.recipient_window_seconds} s",
+            retry_after=int(admitted.detail),
+        )
+    if admitted.kind == Kind.ACTIVE:
+        return Conflict(
+            f"a flow ({admitted.detail}) is still running for this recipient; "
+            "wait for it to end, or send allowConcurrent: true"
+        )
+    raise AssertionError(f"not a refusal: {admitted.kind}")
 
 
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -207,37 +243,8 @@ class OtpflowClient:
         admitted = self.store.submit(
             flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
         )
-        if admitted.kind == Kind.VERIFY_BLOCKED:
-            raise RateLimited(
-                f"too many wrong codes for a recipient: at most {limits.verify_failures} "
-                f"every {limits.verify_failure_window_seconds} s",
-                retry_after=int(admitted.detail),
-            )
-        if admitted.kind == Kind.TOO_MANY_MESSAGES:
-            raise InvalidRequest(
-                [
-                    FieldError(
-                        "messages",
-                        f"sends more than {admitted.detail} messages to one recipient, the most "
-                        f"one recipient may get every {limits.recipient_window_seconds} s",
-                    )
-                ]
-            )
-        if admitted.kind in (Kind.RATE_LIMITED, Kind.MESSAGE_LIMITED):
-            counted = (
-                f"{limits.recipient_flows} flows"
-                if admitted.kind == Kind.RATE_LIMITED
-                else f"{limits.recipient_messages} messages (one per step)"
-            )
-            raise RateLimited(
-                f"at most {counted} per recipient every {limits.recipient_window_seconds} s",
-                retry_after=int(admitted.detail),
-            )
-        if admitted.kind == Kind.ACTIVE:
-            raise Conflict(
-                f"a flow ({admitted.detail}) is still running for this recipient; "
-                "wait for it to end, or send allowConcurrent: true"
-            )
+        if admitted.kind != Kind.OK:
+            raise refusal(admitted, limits)
         try:
             self.tasks.first_send(flow_id)
         except (BrokerError, OSError) as exc:
