@@ -29,7 +29,6 @@ Times come from one machine's clock (the store's Redis TIME and the simulator's 
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from otpflow.config.celery import make_celery
+from otpflow.config.process import freeze_heap
 from otpflow.config.settings import Settings
 from otpflow.producers import OtpflowClient
 
@@ -115,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
         )
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
         # the load generator's own full collections (50 ms) would land inside send latencies
-        gc.collect()
-        gc.freeze()
+        freeze_heap()
 
         with progress_bars() as progress:
             started = time.time()

@@ -1,11 +1,10 @@
 """The store's Lua scripts: one file each in ``lua/``, loaded once by name.
 
 A transition script (every one that changes a flow) runs after the prelude: the tables
-rendered from :mod:`otpflow.flow.states` (``STEP``, ``FLOW``, ``FLOW_ENDED``,
-``DLR_POLICY``), the metrics'
-helpers (:func:`otpflow.flow.metrics.lua_prelude`) and ``prelude.lua``. Each file opens with a
-comment naming its ``KEYS`` and ``ARGV``; every key is named in :mod:`otpflow.flow.keys` and
-passed in, never built inside a script.
+rendered from :mod:`otpflow.flow.states` (``STEP``, ``FLOW``, ``FLOW_ENDED``, ``DLR_POLICY``),
+the metrics' helpers (:func:`otpflow.flow.metrics.lua_prelude`) and ``prelude.lua``. Each
+file opens with a comment naming its ``KEYS`` and ``ARGV``; every key is named in
+:mod:`otpflow.flow.keys` and passed in, never built inside a script.
 """
 
 from __future__ import annotations

@@ -169,7 +169,8 @@ def create_app(
                 loop = asyncio.get_running_loop()
                 controller = await asyncio.to_thread(start_smtp, state, loop, smtp_port, smtp_host)
             # what is built is kept for good: full collections skip it, and no 30-70 ms pause
-            # holds back a benchmark's sends and reports (otpflow.worker.runtime.freeze_heap)
+            # holds back a benchmark's sends and reports (as otpflow.config.process.freeze_heap
+            # does; the simulator imports nothing of the product)
             gc.collect()
             gc.freeze()
             yield

@@ -1,6 +1,6 @@
 """``otpflow send`` and ``otpflow status`` as a script or a person uses them, against the real
 system: the installed console command follows a flow to its end, prints its timeline or its
-JSON, and says the outcome in its exit code. (The error cases are in tests/worker/test_cli.py.)
+JSON, and says the outcome in its exit code. (The error cases are in tests/cli/test_main.py.)
 """
 
 from __future__ import annotations
