@@ -366,7 +366,7 @@ def follow(client: OtpflowClient, flow_id: str, timeout: float, live_console: Co
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from otpflow.api.app import flow_json
+    from otpflow.api.schemas import flow_json
     from otpflow.cli.timeline import print_flow
     from otpflow.flow.models import FlowRequest
 
@@ -402,7 +402,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from otpflow.api.app import flow_json
+    from otpflow.api.schemas import flow_json
     from otpflow.cli.timeline import print_flow
 
     settings = _settings()

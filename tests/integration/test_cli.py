@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otpflow.api.app import flow_json
+from otpflow.api.schemas import flow_json
 from otpflow.cli.stack import free_port
 
 from harness import (

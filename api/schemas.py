@@ -1,0 +1,135 @@
+"""What the API's bodies look like: the request and response models its OpenAPI document
+shows, and ``flow_json``, a flow as the API (and the CLI) shows it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from otpflow.flow.store import FlowView
+from otpflow.flow.times import iso
+
+
+class ErrorBody(BaseModel):
+    success: bool = False
+    message: str
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="every bad field by its dotted path"
+    )
+    attempts_left: int | None = None
+
+
+class Accepted(BaseModel):
+    success: bool = True
+    message: str
+    request_id: str | None = None
+    status: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "success": True,
+                    "message": "flow accepted",
+                    "request_id": "3d2764c5-24a1-4eb5-a859-44b7c32eb41e",
+                }
+            ]
+        }
+    )
+
+
+class StepOut(BaseModel):
+    index: int
+    channel: str
+    messageType: str
+    timeout: int
+    status: str
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int
+    claimed_at: str | None
+    sent_at: str | None
+    deadline: str | None
+    ended_at: str | None
+    dlr: str | None
+    dlr_at: str | None
+    reason: str | None
+
+
+class FlowOut(BaseModel):
+    request_id: str
+    status: str = Field(description="queued, in_progress, delivered, failed, cancelled, verified")
+    current_step: int
+    delivered_step: int | None
+    reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    ended_at: str | None
+    steps: list[StepOut]
+    events: list[dict[str, Any]] = Field(description="the timeline, oldest first")
+
+
+class Ready(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+REF = "#/components/schemas/{model}"
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A request body's schema for OpenAPI, its nested models referenced from components."""
+    schema = model.model_json_schema(ref_template=REF)
+    schema.pop("$defs", None)
+    return schema
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+class VerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+
+
+def _time(value: float | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def flow_json(view: FlowView) -> dict[str, Any]:
+    """A flow as the API shows it: statuses, providers, times and the event timeline."""
+    return {
+        "request_id": view.flow_id,
+        "status": view.status,
+        "current_step": view.current,
+        "delivered_step": view.delivered_step,
+        "reason": view.reason,
+        "created_at": _time(view.created_at),
+        "updated_at": _time(view.updated_at),
+        "ended_at": _time(view.ended_at),
+        "steps": [
+            {
+                "index": s.index,
+                "channel": s.channel,
+                "messageType": s.message_type,
+                "timeout": s.timeout,
+                "status": s.status,
+                "provider": s.provider,
+                "provider_message_id": s.message_id,
+                "attempts": s.attempts,
+                "claimed_at": _time(s.claimed_at),
+                "sent_at": _time(s.accepted_at),
+                "deadline": _time(s.deadline) if s.status in ("sending", "sent") else None,
+                "ended_at": _time(s.ended_at),
+                "dlr": s.dlr,
+                "dlr_at": _time(s.dlr_at),
+                "reason": s.reason,
+            }
+            for s in view.steps
+        ],
+        "events": [{**e, "ts": _time(e["ts"])} for e in view.events],
+    }
