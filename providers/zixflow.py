@@ -148,20 +148,7 @@ class ZixflowProvider:
             }
             return WHATSAPP_TEXT_PATH, body | post_back
         if isinstance(data, RcsBase):
-            body = {"recipient": data.recipient, "bot_id": data.bot_id, "type": step.message_type}
-            if isinstance(data, RcsTextPayload):
-                body["text"] = data.text
-            elif isinstance(data, RcsMediaPayload):
-                body["media_url"] = data.media_url
-                if data.caption is not None:
-                    body["caption"] = data.caption
-                if isinstance(data, RcsDocumentPayload) and data.file_name is not None:
-                    body["file_name"] = data.file_name
-            elif isinstance(data, RcsTemplatePayload):
-                body["template_name"] = data.template_name
-                if data.variables is not None:
-                    body["variables"] = data.variables
-            return RCS_PATH, body | post_back
+            return RCS_PATH, rcs_body(data, step.message_type) | post_back
         if isinstance(data, EmailPayload):
             body = {"to": data.to, "from": data.from_, "subject": data.subject}
             for optional in ("text", "html", "reply_to"):
@@ -192,3 +179,25 @@ class ZixflowProvider:
                 token=token if isinstance(token, str) else None,
             )
         ]
+
+
+def rcs_body(data: RcsBase, message_type: str) -> dict[str, Any]:
+    """The RCS endpoint's body for each of its message types."""
+    body: dict[str, Any] = {
+        "recipient": data.recipient,
+        "bot_id": data.bot_id,
+        "type": message_type,
+    }
+    if isinstance(data, RcsTextPayload):
+        body["text"] = data.text
+    elif isinstance(data, RcsMediaPayload):
+        body["media_url"] = data.media_url
+        if data.caption is not None:
+            body["caption"] = data.caption
+        if isinstance(data, RcsDocumentPayload) and data.file_name is not None:
+            body["file_name"] = data.file_name
+    elif isinstance(data, RcsTemplatePayload):
+        body["template_name"] = data.template_name
+        if data.variables is not None:
+            body["variables"] = data.variables
+    return body

@@ -31,6 +31,7 @@ import gc
 import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -121,6 +122,53 @@ async def _healthz(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+@asynccontextmanager
+async def running(
+    state: SimState, smtp_port: int | None, smtp_host: str, app: Starlette
+) -> AsyncIterator[None]:
+    """The app's lifespan: the postbacks' HTTP client, and the SMTP server when asked for."""
+    state.client = httpx.AsyncClient(
+        timeout=5.0,
+        limits=httpx.Limits(
+            max_connections=POSTBACK_CONCURRENCY, max_keepalive_connections=POSTBACK_CONCURRENCY
+        ),
+    )
+    controller: Any = None
+    try:
+        if smtp_port is not None:
+            from .smtp import start_smtp  # aiosmtpd only when SMTP is asked for
+
+            loop = asyncio.get_running_loop()
+            controller = await asyncio.to_thread(start_smtp, state, loop, smtp_port, smtp_host)
+        # what is built is kept for good: full collections skip it, and no 30-70 ms pause
+        # holds back a benchmark's sends and reports (as otpflow.config.process.freeze_heap
+        # does; the simulator imports nothing of the product)
+        gc.collect()
+        gc.freeze()
+        yield
+    finally:
+        if controller is not None:
+            await asyncio.to_thread(controller.stop)
+            state.smtp_port = None
+        for task in list(state.tasks):
+            task.cancel()
+        await state.client.aclose()
+        state.client = None
+
+
+ROUTES = [
+    *zixflow.routes(),
+    *messageflow.routes(),
+    *gateway.routes(),
+    Route("/_sim/requests", _get_requests, methods=["GET"]),
+    Route("/_sim/postbacks", _get_postbacks, methods=["GET"]),
+    Route("/_sim/rules", _rules, methods=["GET", "POST"]),
+    Route("/_sim/reset", _reset, methods=["POST"]),
+    Route("/_sim/dlr", _dlr, methods=["POST"]),
+    Route("/healthz", _healthz, methods=["GET"]),
+]
+
+
 def create_app(
     api_key: str = "sim-key",
     workspace_id: str = "sim-workspace",
@@ -153,45 +201,6 @@ def create_app(
         gateway_auth=gateway_auth,
     )
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.client = httpx.AsyncClient(
-            timeout=5.0,
-            limits=httpx.Limits(
-                max_connections=POSTBACK_CONCURRENCY, max_keepalive_connections=POSTBACK_CONCURRENCY
-            ),
-        )
-        controller: Any = None
-        try:
-            if smtp_port is not None:
-                from .smtp import start_smtp  # aiosmtpd only when SMTP is asked for
-
-                loop = asyncio.get_running_loop()
-                controller = await asyncio.to_thread(start_smtp, state, loop, smtp_port, smtp_host)
-            # what is built is kept for good: full collections skip it, and no 30-70 ms pause
-            # holds back a benchmark's sends and reports (as otpflow.config.process.freeze_heap
-            # does; the simulator imports nothing of the product)
-            gc.collect()
-            gc.freeze()
-            yield
-        finally:
-            if controller is not None:
-                await asyncio.to_thread(controller.stop)
-                state.smtp_port = None
-            for task in list(state.tasks):
-                task.cancel()
-            await state.client.aclose()
-            state.client = None
-
-    routes = zixflow.routes() + messageflow.routes() + gateway.routes()
-    routes += [
-        Route("/_sim/requests", _get_requests, methods=["GET"]),
-        Route("/_sim/postbacks", _get_postbacks, methods=["GET"]),
-        Route("/_sim/rules", _rules, methods=["GET", "POST"]),
-        Route("/_sim/reset", _reset, methods=["POST"]),
-        Route("/_sim/dlr", _dlr, methods=["POST"]),
-        Route("/healthz", _healthz, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=ROUTES, lifespan=partial(running, state, smtp_port, smtp_host))
     app.state.sim = state
     return app

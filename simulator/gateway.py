@@ -67,7 +67,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .core import Message, read_json, sim_state
+from .core import Message, SimState, read_json, sim_state
 from .outcomes import Rule
 from .schemas import NonEmpty, Url, first_error
 
@@ -236,6 +236,14 @@ async def send(request: Request) -> JSONResponse:
     if any(p.rule.action == "error" for p in pending):
         return refuse("Internal server error", 500)
 
+    results, request_ids = _accept_all(state, checked)
+    return done(JSONResponse({"success": True, "data": results}), request_ids)
+
+
+def _accept_all(
+    state: SimState, checked: list[_Pending | dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """Each item's result as the reply lists it, and the request id of each one taken."""
     results: list[dict[str, Any]] = []
     request_ids: list[str | None] = []
     for entry in checked:
@@ -263,7 +271,7 @@ async def send(request: Request) -> JSONResponse:
             {"success": True, "data": {"id": item.id, "msg_id": msg_id, "data": 1, "parts": 1}}
         )
         request_ids.append(str(msg_id))
-    return done(JSONResponse({"success": True, "data": results}), request_ids)
+    return results, request_ids
 
 
 def routes() -> list[Route]:

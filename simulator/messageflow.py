@@ -56,6 +56,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .core import Message, SimState, read_json, sim_state, utc_now
+from .outcomes import Rule
 from .schemas import NonEmpty, Url, first_error
 
 PATH = "/v2.1/sms"
@@ -140,22 +141,9 @@ async def send(request: Request) -> JSONResponse:
             )
         return resp
 
-    if not _authorized(state, request):
-        error = {"title": "Unauthorized", "message": "Invalid Application-Key or Authorization"}
-        return done(envelope(401, errors=[error]))
-    if not isinstance(body, dict):
-        error = {
-            "title": "Validation error",
-            "message": "body: must be a JSON object",
-            "source": "body",
-        }
-        return done(envelope(400, errors=[error]))
-    try:
-        payload = MessageFlowSms.model_validate(body)
-    except ValidationError as exc:
-        message = first_error(exc)
-        error = {"title": "Validation error", "message": message, "source": message.split(":")[0]}
-        return done(envelope(400, errors=[error]))
+    payload = _validated(state, request, body)
+    if isinstance(payload, JSONResponse):
+        return done(payload)
 
     rules = [state.rules.pick("sms", n.removeprefix("+")) for n in payload.phoneNumbers]
     accept_delay = max(rule.accept_delay_ms for rule in rules)
@@ -176,22 +164,47 @@ async def send(request: Request) -> JSONResponse:
     if rejected:
         return done(envelope(400, errors=rejected))
 
-    data = []
-    for number, rule in zip(payload.phoneNumbers, rules, strict=True):
-        sms_id = str(uuid.uuid4())
-
-        msg = Message(
-            request_id=sms_id,
-            channel="sms",
-            recipient=number.removeprefix("+"),
-            post_back_url=payload.webhookUrl,
-            render=partial(dlr_body, sms_id, number, payload.externalId),
-            delivered="Delivered",
-            failed="Undelivered",
-        )
-        state.accept(msg, rule)
-        data.append({"smsId": sms_id, "phoneNumber": number, "externalId": payload.externalId})
+    data = [
+        _accept(state, payload, number, rule)
+        for number, rule in zip(payload.phoneNumbers, rules, strict=True)
+    ]
     return done(envelope(201, data=data), [d["smsId"] for d in data])
+
+
+def _validated(state: SimState, request: Request, body: Any) -> MessageFlowSms | JSONResponse:
+    """The request's payload, or the API's answer to a request it refuses."""
+    if not _authorized(state, request):
+        error = {"title": "Unauthorized", "message": "Invalid Application-Key or Authorization"}
+        return envelope(401, errors=[error])
+    if not isinstance(body, dict):
+        error = {
+            "title": "Validation error",
+            "message": "body: must be a JSON object",
+            "source": "body",
+        }
+        return envelope(400, errors=[error])
+    try:
+        return MessageFlowSms.model_validate(body)
+    except ValidationError as exc:
+        message = first_error(exc)
+        error = {"title": "Validation error", "message": message, "source": message.split(":")[0]}
+        return envelope(400, errors=[error])
+
+
+def _accept(state: SimState, payload: MessageFlowSms, number: str, rule: Rule) -> dict[str, Any]:
+    """Take one number's message for delivery as ``rule`` says; its entry in the reply."""
+    sms_id = str(uuid.uuid4())
+    msg = Message(
+        request_id=sms_id,
+        channel="sms",
+        recipient=number.removeprefix("+"),
+        post_back_url=payload.webhookUrl,
+        render=partial(dlr_body, sms_id, number, payload.externalId),
+        delivered="Delivered",
+        failed="Undelivered",
+    )
+    state.accept(msg, rule)
+    return {"smsId": sms_id, "phoneNumber": number, "externalId": payload.externalId}
 
 
 def routes() -> list[Route]:

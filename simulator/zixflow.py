@@ -72,6 +72,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .core import Message, SimState, read_json, sim_state, utc_now
+from .outcomes import Rule
 from .schemas import (
     CampaignSend,
     FieldError,
@@ -241,32 +242,38 @@ def _send_handler(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
         if rule.action == "error":
             return done(_reply(ep, 500, "Internal server error"))
 
-        rid = request_id = str(uuid.uuid4())
-        message_id = str(uuid.uuid4())
-        post_back_data = getattr(payload, "post_back_data", None)
-
-        def render(status: str) -> dict[str, Any]:
-            return postback_body(
-                state,
-                message_id=message_id,
-                request_id=rid,
-                channel=ep.channel,
-                recipient=str(recipient),
-                post_back_data=post_back_data,
-                status=status,
-            )
-
-        msg = Message(
-            request_id=rid,
-            channel=ep.channel,
-            recipient=str(recipient),
-            post_back_url=getattr(payload, "post_back_url", None),
-            render=render,
-        )
-        state.accept(msg, rule)
+        request_id = _accept(state, ep, payload, str(recipient), rule)
         return done(_reply(ep, 200, ep.ok_message, request_id))
 
     return handle
+
+
+def _accept(state: SimState, ep: Endpoint, payload: Any, recipient: str, rule: Rule) -> str:
+    """Take the message for delivery as ``rule`` says; its request id."""
+    request_id = str(uuid.uuid4())
+    message_id = str(uuid.uuid4())
+    post_back_data = getattr(payload, "post_back_data", None)
+
+    def render(status: str) -> dict[str, Any]:
+        return postback_body(
+            state,
+            message_id=message_id,
+            request_id=request_id,
+            channel=ep.channel,
+            recipient=recipient,
+            post_back_data=post_back_data,
+            status=status,
+        )
+
+    msg = Message(
+        request_id=request_id,
+        channel=ep.channel,
+        recipient=recipient,
+        post_back_url=getattr(payload, "post_back_url", None),
+        render=render,
+    )
+    state.accept(msg, rule)
+    return request_id
 
 
 def routes() -> list[Route]:

@@ -21,8 +21,9 @@ from redis import RedisError
 
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.flow.contract import Tasks
-from otpflow.flow.models import Step
+from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.states import DlrStatus, Kind
+from otpflow.flow.store import Claim
 from otpflow.providers import Provider
 from otpflow.providers.errors import (
     AmbiguousSend,
@@ -57,34 +58,18 @@ def send_step(
     provider_index: int,
     provider_attempt: int = 1,
 ) -> str:
-    claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
-    if claim.kind == Kind.NOT_ENQUEUED:
-        # this send overtook its producer's confirmation, which follows within moments: wait
-        # for it here, rather than have the producer publish the send again
-        rt.store.wait_confirmed(flow_id, EARLY_SEND_WAIT_SECONDS)
-        claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds, waited=True)
+    claim = _claim(rt, flow_id, step, attempt)
     claimed = time.monotonic()
     # still "not_enqueued": the producer publishes the send again as it confirms (or the flow
     # is discarded, never confirmed)
     if claim.kind != Kind.CLAIMED:
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind
-    request, code = claim.request, claim.code
-    if request is None:
+    if claim.request is None:
         return "missing"
-    spec = request.steps[step]
-    if request.otp is not None:
-        if code is None:
-            reason = "the code expired before this step was sent"
-            _step_failed(rt, enqueue, flow_id, step, "", reason)
-            return "code_expired"
-        rendered = _render(spec, code)
-        if rendered is None:
-            # the error is never logged or raised on: its text would carry the code
-            reason = "the message is not valid with its code filled in"
-            _step_failed(rt, enqueue, flow_id, step, "", reason)
-            return "render_failed"
-        spec = rendered
+    spec = _step_to_send(rt, enqueue, flow_id, step, claim.request, claim.code)
+    if isinstance(spec, str):
+        return spec
     providers = rt.route(spec.channel)
     if provider_index >= len(providers):
         reason = f"no provider configured for {spec.channel}"
@@ -116,6 +101,42 @@ def send_step(
         enqueue.follow_up(delivered, flow_id, step)
         return delivered.kind
     return outcome.kind
+
+
+def _claim(rt: Runtime, flow_id: str, step: int, attempt: int) -> Claim:
+    """The step, claimed for this send; a send that overtook its producer's confirmation
+    (which follows within moments) waits for it here, rather than have the producer publish
+    the send again."""
+    claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds)
+    if claim.kind == Kind.NOT_ENQUEUED:
+        rt.store.wait_confirmed(flow_id, EARLY_SEND_WAIT_SECONDS)
+        claim = rt.store.claim(flow_id, step, attempt, rt.send_lease_seconds, waited=True)
+    return claim
+
+
+def _step_to_send(
+    rt: Runtime,
+    enqueue: Tasks,
+    flow_id: str,
+    step: int,
+    request: FlowRequest,
+    code: str | None,
+) -> Step | str:
+    """The step as it goes out, its code filled in; or, when it cannot go, the outcome kind
+    (the flow has then moved on to its next channel)."""
+    spec = request.steps[step]
+    if request.otp is None:
+        return spec
+    if code is None:
+        _step_failed(rt, enqueue, flow_id, step, "", "the code expired before this step was sent")
+        return "code_expired"
+    rendered = _render(spec, code)
+    if rendered is None:
+        # the error is never logged or raised on: its text would carry the code
+        reason = "the message is not valid with its code filled in"
+        _step_failed(rt, enqueue, flow_id, step, "", reason)
+        return "render_failed"
+    return rendered
 
 
 def _render(spec: Step, code: str) -> Step | None:
