@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otpflow.flow.contract import Tasks
+from otpflow.flow.outcomes import Outcome
 from otpflow.flow.signing import BadToken, read_dlr_token
-from otpflow.flow.store import FlowStore, Outcome
+from otpflow.flow.store import FlowStore
 from otpflow.providers.base import Provider
 from otpflow.providers.errors import InvalidDlr
 

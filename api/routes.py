@@ -32,7 +32,7 @@ from otpflow.api.schemas import (
 )
 from otpflow.flow.models import FlowEnvelope
 from otpflow.flow.states import Kind
-from otpflow.flow.store import FlowView
+from otpflow.flow.views import FlowView
 from otpflow.producers.client import verify_reply
 
 router = APIRouter()

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from otpflow.flow.store import FlowView
 from otpflow.flow.times import iso
+from otpflow.flow.views import FlowView
 
 
 class ErrorBody(BaseModel):

@@ -30,7 +30,7 @@ from otpflow.cli.stack import EmbeddedRedis, Stack, free_port, redis_answers
 from otpflow.cli.timeline import event_line, steps_table, summary
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
-from otpflow.flow.store import FlowView
+from otpflow.flow.views import FlowView
 
 DEMO_RECIPIENT = "919876543210"
 

@@ -13,290 +13,35 @@ Exit codes (for scripts):
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.text import Text
 
+from otpflow.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_DELIVERED,
+    EXIT_OK,
+    UserError,
+    checked_settings,
+    console,
+    masked,
+    print_error,
+    user_error,
+)
+from otpflow.cli.serve import cmd_api, cmd_simulator, cmd_worker
 from otpflow.config.celery import ALL_QUEUES
-from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
+from otpflow.config.settings import Settings
 
 if TYPE_CHECKING:
     from otpflow.flow.models import FlowRequest
-    from otpflow.flow.store import FlowView
+    from otpflow.flow.views import FlowView
     from otpflow.producers import OtpflowClient
-
-EXIT_OK = 0
-EXIT_NOT_DELIVERED = 1
-EXIT_INVALID = 2
-EXIT_UNAVAILABLE = 3
-EXIT_INTERRUPTED = 130
-
-console = Console(stderr=True)
-
-# The settings this process loaded, so an error about Redis can name the URL it tried.
-_loaded: Settings | None = None
-
-
-class UserError(Exception):
-    """A mistake the user can fix, or a service they must start: one line, no traceback."""
-
-    def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _settings(warn: bool = False) -> Settings:
-    """Load and check the settings; with ``warn``, print the development-default warnings
-    (only the commands that serve requests or sign anything need them)."""
-    global _loaded
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InsecureDefaultWarning)
-        settings = load_settings()
-    _check_urls(settings)
-    _loaded = settings
-    for warning in caught if warn else []:
-        print_warning(str(warning.message))
-    return settings
-
-
-def masked(url: str) -> str:
-    """The URL without its password, fit to print."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
-
-
-def _check_urls(settings: Settings) -> None:
-    from redis.connection import parse_url
-
-    url = settings.redis_url
-    try:
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("it must start with redis://, rediss:// or unix://")
-        parse_url(url)
-        database = urlsplit(url).path.strip("/")
-        if not url.startswith("unix") and database and not database.isdigit():
-            raise ValueError(f"the database must be a number, not {database!r}")
-    except ValueError as exc:
-        reason = str(exc)
-        raise UserError(
-            f"OTPFLOW_REDIS_URL={masked(url)!r} is not a usable Redis URL: "
-            f"{reason[:1].lower()}{reason[1:]}; set it like redis://127.0.0.1:6379/0"
-        ) from exc
-    if settings.broker_url != settings.redis_url:
-        from kombu.transport import TRANSPORT_ALIASES
-
-        if urlsplit(settings.broker_url).scheme not in TRANSPORT_ALIASES:
-            raise UserError(
-                f"OTPFLOW_BROKER_URL={masked(settings.broker_url)!r} is not a broker URL: "
-                "set it like redis://127.0.0.1:6379/1 or amqp://user:password@host:5672//, "
-                "or leave it empty to use OTPFLOW_REDIS_URL"
-            )
-
-
-def _setting_name(location: tuple[int | str, ...]) -> str:
-    return "OTPFLOW_" + "__".join(str(part).upper() for part in location)
-
-
-SECRET_PARTS = ("secret", "key", "password", "auth", "token")
-
-
-def settings_error(exc: Any) -> UserError:
-    """One line naming each bad setting by its environment variable and what is wrong."""
-    problems = []
-    for error in exc.errors():
-        name = _setting_name(error["loc"]) if error["loc"] else "OTPFLOW settings"
-        message = str(error["msg"]).removeprefix("Value error, ").removeprefix(f"{name} ")
-        value = error.get("input")
-        secret = any(part in name.lower() for part in SECRET_PARTS)
-        got = (
-            f" (got {value!r})"
-            if isinstance(value, str | int | float) and not secret and len(str(value)) < 60
-            else ""
-        )
-        problems.append(f"{name}: {message[:1].lower()}{message[1:]}{got}")
-    noun = "setting" if len(problems) == 1 else "settings"
-    return UserError(
-        f"bad {noun} {'; '.join(problems)}; fix it in the environment or in .env", EXIT_INVALID
-    )
-
-
-def _unreachable(exc: BaseException) -> UserError | None:
-    """Redis or the broker did not answer: say which, where, and what to do."""
-    import redis
-
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    settings = _loaded
-
-    def at(url: str | None) -> str:
-        return f" at {masked(url)}" if url else ""
-
-    redis_at = at(settings.redis_url if settings else None)
-    if isinstance(cause, redis.AuthenticationError):
-        return UserError(
-            f"Redis{redis_at} refused the login ({cause}): put the right password in "
-            "OTPFLOW_REDIS_URL (redis://:PASSWORD@host:6379/0)",
-            EXIT_UNAVAILABLE,
-        )
-    if isinstance(cause, redis.ConnectionError | redis.TimeoutError):
-        detail = str(cause).rstrip(".").rsplit(". ", 1)[-1]
-        return UserError(
-            f"cannot reach Redis{redis_at} ({detail[:1].lower()}{detail[1:]}): "
-            "start redis-server or set OTPFLOW_REDIS_URL",
-            EXIT_UNAVAILABLE,
-        )
-    if isinstance(cause, redis.RedisError):
-        return None  # Redis answered, with an error: not the user's mistake
-    return UserError(
-        f"cannot reach the task broker{at(settings.broker_url if settings else None)}: "
-        "start it or set OTPFLOW_BROKER_URL",
-        EXIT_UNAVAILABLE,
-    )
-
-
-def user_error(exc: BaseException) -> UserError | None:
-    """The one-line message for a known user-facing failure; None for anything else (a bug,
-    which keeps its traceback)."""
-    import redis
-    from pydantic import ValidationError
-
-    from otpflow.producers import Conflict, InvalidRequest, RateLimited, ServiceUnavailable
-
-    if isinstance(exc, UserError):
-        return exc
-    if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
-        return settings_error(exc)
-    if isinstance(exc, InvalidRequest):
-        return UserError(f"invalid flow: {exc}", EXIT_INVALID)
-    if isinstance(exc, ServiceUnavailable | redis.ConnectionError | redis.TimeoutError):
-        return _unreachable(exc)
-    if isinstance(exc, RateLimited):
-        return UserError(f"refused: {exc}; try again in {exc.retry_after} s", EXIT_UNAVAILABLE)
-    if isinstance(exc, Conflict):
-        return UserError(f"refused: {exc}", EXIT_UNAVAILABLE)
-    return None
-
-
-def _stderr_line(label: str, message: str) -> None:
-    """One line on stderr, however long (a log collector keeps it whole)."""
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
-    err.print(Text.assemble((label, "bold red"), " ", message))
-
-
-def print_error(error: UserError) -> None:
-    _stderr_line("error:", str(error))
-
-
-def print_warning(message: str) -> None:
-    """A development-default warning, as every command prints it: ``WARNING <message>``."""
-    _stderr_line("WARNING", message)
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    # a bad setting or URL is one line here, not a traceback from Celery; the development
-    # defaults are warned about here, as the API does, not again as Python warnings
-    _settings(warn=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InsecureDefaultWarning)
-        from otpflow.worker.celery_app import app, settings
-
-    argv = [
-        "worker",
-        "--pool",
-        args.pool,
-        "--concurrency",
-        str(args.concurrency),
-        "--queues",
-        args.queues,
-        "--loglevel",
-        args.loglevel or settings.log_level,
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    if args.hostname:
-        argv += ["--hostname", args.hostname]
-    app.worker_main(argv)
-    return 0
-
-
-def _loopback(host: str) -> bool:
-    """Whether an address to serve on is reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # another name may resolve to any interface
-
-
-def _refuse_public_development_secrets(host: str, settings: Settings) -> None:
-    """The development secret and API key are public (README, compose file): with them, an
-    API on a reachable address takes anyone's flows and forged delivery reports."""
-    public = [
-        name
-        for name, in_use in (
-            ("OTPFLOW_SECRET", settings.uses_dev_secret),
-            ("OTPFLOW_API_KEYS", settings.uses_dev_api_keys),
-        )
-        if in_use
-    ]
-    if public and not _loopback(host):
-        names = " and ".join(public)
-        raise UserError(
-            f"refusing to serve on {host} with the public development {names}: set "
-            f"{names} (config/.env.example), or serve on 127.0.0.1 (in a container: "
-            "publish its port on 127.0.0.1 and say so with --published-on 127.0.0.1)"
-        )
-
-
-def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from otpflow.api.app import create_app
-    from otpflow.flow.logs import configure_logging
-
-    # in a container, who can reach the API is decided where its port is published
-    reachable_on = args.published_on or args.host
-    allowed = _loopback(reachable_on)
-    # refused, the one line says it all; served, the development defaults are warned about
-    settings = _settings(warn=allowed)
-    if not allowed:
-        _refuse_public_development_secrets(reachable_on, settings)
-    configure_logging(settings.log_level)
-    # one process by default: on 2 cores a second one measured no faster (README, Performance)
-    app: Any = create_app(settings) if args.processes == 1 else "otpflow.api.app:app_from_env"
-    uvicorn.run(
-        app,
-        factory=args.processes > 1,  # each process builds its own app and connections
-        workers=args.processes,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
-    return 0
-
-
-def cmd_simulator(args: argparse.Namespace) -> int:
-    from otpflow.simulator import serve
-
-    try:
-        rules = json.loads(args.rules) if args.rules else []
-    except ValueError as exc:
-        raise UserError(f"--rules is not valid JSON ({exc}): pass a JSON list of rules") from exc
-    serve(args.host, args.port, rules=rules, smtp_port=args.smtp_port)
-    return 0
 
 
 def _client(settings: Settings) -> OtpflowClient:
@@ -370,7 +115,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from otpflow.cli.timeline import print_flow
     from otpflow.flow.models import FlowRequest
 
-    settings = _settings()
+    settings = checked_settings()
     request = FlowRequest.parse(
         read_json(args.file), allow_private_destinations=settings.allow_private_webhooks
     )
@@ -405,7 +150,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from otpflow.api.schemas import flow_json
     from otpflow.cli.timeline import print_flow
 
-    settings = _settings()
+    settings = checked_settings()
     client = _client(settings)
     try:
         view = client.status(args.request_id)
@@ -427,14 +172,14 @@ def cmd_webhook_secret(args: argparse.Namespace) -> int:
     from otpflow.flow.signing import webhook_secret
 
     # the receiver's key, derived from OTPFLOW_SECRET: it opens this workspace's webhooks only
-    print(webhook_secret(_settings().secret.get_secret_value(), args.workspace))
+    print(webhook_secret(checked_settings().secret.get_secret_value(), args.workspace))
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from otpflow.cli.demo import run_demo
 
-    return run_demo(Console(), _settings(), timeout=args.timeout)
+    return run_demo(Console(), checked_settings(), timeout=args.timeout)
 
 
 def _seconds(value: str) -> float:

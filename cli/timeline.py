@@ -24,7 +24,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from otpflow.flow.store import FlowView, StepView
+from otpflow.flow.views import FlowView, StepView
 
 FLOW_STYLE = {
     "delivered": "bold green",

@@ -19,8 +19,9 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
+from otpflow.flow.outcomes import Outcome
 from otpflow.flow.states import Kind
-from otpflow.flow.store import FlowStore, Outcome
+from otpflow.flow.store import FlowStore
 
 # Every task's arguments, in order: the one place they are spelled. The worker's task functions
 # take exactly these (tests/worker/test_celery_app.py holds them to it).

@@ -147,7 +147,7 @@ def lua_dlr_policy() -> str:
 
 class Kind(StrEnum):
     """What a store step did: the first field every Lua script returns, and an
-    :class:`~otpflow.flow.store.Outcome`'s ``kind``."""
+    :class:`~otpflow.flow.outcomes.Outcome`'s ``kind``."""
 
     # taking and sending a step
     CLAIMED = "claimed"

@@ -7,6 +7,11 @@ and duplicate or late reports can never send a step twice or switch twice: whoev
 finds the state already moved and gets told so.
 
 Time inside the scripts is Redis's own clock (``TIME``), one clock for every process.
+
+Why one long module: every Redis write of flow state, limits and idempotency goes through
+:class:`FlowStore` (so no other module can half-write a flow), and each of its methods is one
+script call or one read, flat and short. What the transitions answer is :mod:`.outcomes`; what
+a read shows is :mod:`.views`; the scripts themselves are ``lua/*.lua``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import hmac
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
@@ -24,7 +28,9 @@ from otpflow.config.settings import Limits
 from otpflow.flow import keys, scripts
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FlowRequest
-from otpflow.flow.states import TERMINAL_FLOW, DlrStatus, FlowStatus, Kind
+from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer
+from otpflow.flow.states import DlrStatus, FlowStatus, Kind
+from otpflow.flow.views import FlowView
 
 # what one step's callback token can make the store keep: reports recorded (each at most one
 # timeline event), and raw reports kept for relaying (each up to the API's body limit)
@@ -32,109 +38,6 @@ MAX_REPORTS_PER_STEP = 50
 MAX_KEPT_REPORTS_PER_STEP = 10
 # a step resent again and again is queued behind a backlog, not lost: resend it rarely
 MAX_RESEND_WAIT_SECONDS = 120.0
-
-
-class FlowDiscarded(LookupError):
-    """A producer confirmed a flow that the timer loop had already discarded, unconfirmed
-    for longer than the grace period: it was never accepted, and nothing of it is sent."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a transition did: ``kind`` names it, ``detail`` carries its one value;
-    ``notify`` says a switch has a caller webhook to tell."""
-
-    kind: Kind
-    detail: str = ""
-    notify: bool = False
-
-    @property
-    def number(self) -> float:
-        return float(self.detail)
-
-
-@dataclass(frozen=True)
-class Claim(Outcome):
-    """A claim's outcome; a ``claimed`` one carries what the send needs."""
-
-    request: FlowRequest | None = None
-    code: str | None = None
-
-
-@dataclass(frozen=True)
-class Recorded(Outcome):
-    """A delivery report's outcome; ``kept``: the index of its raw report, kept for the relay
-    task, or None."""
-
-    kept: int | None = None
-
-
-@dataclass(frozen=True)
-class Timer:
-    """One entry of the timers index: a step to look at (``flow_id``, ``step``), or a task to
-    publish (``task``, ``args``: ids and counters only, like every task's arguments)."""
-
-    member: str
-    flow_id: str = ""
-    step: int = 0
-    task: str = ""
-    args: tuple[Any, ...] = ()
-
-    @classmethod
-    def parse(cls, member: str) -> Timer:
-        """The entry as written by the store; anything else (a stray write) as neither."""
-        try:
-            if member.startswith("["):
-                task, args = json.loads(member)
-                return cls(member, task=str(task), args=tuple(args))
-            flow_id, _, step = member.rpartition(":")
-            return cls(member, flow_id=flow_id, step=int(step))
-        except (ValueError, TypeError):
-            return cls(member)
-
-    @property
-    def is_step(self) -> bool:
-        return bool(self.flow_id)
-
-
-@dataclass(frozen=True)
-class StepView:
-    index: int
-    channel: str
-    message_type: str
-    timeout: int
-    status: str
-    provider: str | None = None
-    message_id: str | None = None
-    attempts: int = 0
-    claimed_at: float | None = None
-    accepted_at: float | None = None
-    deadline: float | None = None
-    ended_at: float | None = None
-    dlr: str | None = None
-    dlr_at: float | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class FlowView:
-    """A flow's state as stored: ids, statuses and times; no recipient and no text."""
-
-    flow_id: str
-    workspace: str
-    status: str
-    current: int
-    created_at: float
-    updated_at: float
-    ended_at: float | None
-    delivered_step: int | None
-    reason: str | None
-    steps: list[StepView]
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_FLOW
 
 
 def connect_redis(url: str) -> Redis:
@@ -154,10 +57,6 @@ def _task_member(task: str, args: list[Any]) -> str:
 
 def _text(item: bytes | str | int) -> str:
     return item.decode() if isinstance(item, bytes) else str(item)
-
-
-def _float(value: str | None) -> float | None:
-    return float(value) if value not in (None, "") else None
 
 
 class FlowStore:
@@ -576,40 +475,4 @@ class FlowStore:
         pipe.hgetall(keys.flow(flow_id))
         pipe.lrange(keys.events(flow_id), 0, -1)
         raw, events = pipe.execute()
-        if not raw:
-            return None
-        h = {k.decode(): v.decode() for k, v in raw.items()}
-        steps = [
-            StepView(
-                index=i,
-                channel=h[f"s{i}:channel"],
-                message_type=h.get(f"s{i}:message_type", ""),
-                timeout=int(h[f"s{i}:timeout"]),
-                status=h[f"s{i}:status"],
-                provider=h.get(f"s{i}:provider"),
-                message_id=h.get(f"s{i}:message_id"),
-                attempts=int(h.get(f"s{i}:attempts", 0)),
-                claimed_at=_float(h.get(f"s{i}:claimed_at")),
-                accepted_at=_float(h.get(f"s{i}:accepted_at")),
-                deadline=_float(h.get(f"s{i}:deadline")),
-                ended_at=_float(h.get(f"s{i}:ended_at")),
-                dlr=h.get(f"s{i}:dlr"),
-                dlr_at=_float(h.get(f"s{i}:dlr_at")),
-                reason=h.get(f"s{i}:reason"),
-            )
-            for i in range(int(h["steps"]))
-        ]
-        delivered_step = h.get("delivered_step")
-        return FlowView(
-            flow_id=flow_id,
-            workspace=h["workspace"],
-            status=h["status"],
-            current=int(h["current"]),
-            created_at=float(h["created_at"]),
-            updated_at=float(h["updated_at"]),
-            ended_at=_float(h.get("ended_at")),
-            delivered_step=int(delivered_step) if delivered_step is not None else None,
-            reason=h.get("reason"),
-            steps=steps,
-            events=[json.loads(e) for e in events],
-        )
+        return FlowView.read(flow_id, raw, events) if raw else None

@@ -1,7 +1,7 @@
 """What a caller's app imports to send flows: the request model and the client."""
 
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
-from otpflow.flow.store import FlowView, StepView
+from otpflow.flow.views import FlowView, StepView
 from otpflow.producers.client import (
     PRODUCER_ERRORS,
     Conflict,

@@ -27,8 +27,10 @@ from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
+from otpflow.flow.outcomes import FlowDiscarded, Outcome
 from otpflow.flow.states import Kind
-from otpflow.flow.store import FlowDiscarded, FlowStore, FlowView, Outcome, connect_redis
+from otpflow.flow.store import FlowStore, connect_redis
+from otpflow.flow.views import FlowView
 
 logger = logging.getLogger("otpflow.producers")
 

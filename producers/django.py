@@ -31,7 +31,8 @@ from otpflow.config.settings import (
     overrides_from_mapping,
     overrides_from_names,
 )
-from otpflow.flow.store import FlowView, Outcome
+from otpflow.flow.outcomes import Outcome
+from otpflow.flow.views import FlowView
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
     ClientHolder,

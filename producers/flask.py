@@ -25,7 +25,8 @@ from flask import Flask, current_app
 
 from otpflow.config.settings import Settings, load_settings, overrides_from_names
 from otpflow.flow.models import FlowRequest
-from otpflow.flow.store import FlowView, Outcome
+from otpflow.flow.outcomes import Outcome
+from otpflow.flow.views import FlowView
 from otpflow.producers.client import (
     DEFAULT_WORKSPACE,
     ClientHolder,

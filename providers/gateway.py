@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 
 from otpflow.config.settings import GatewaySettings
-from otpflow.flow.models import (
+from otpflow.flow.models import Step
+from otpflow.flow.payloads import (
     RcsTextPayload,
     SmsPayload,
-    Step,
     TelegramPayload,
     ViberPayload,
     VoicePayload,

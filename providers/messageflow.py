@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from otpflow.config.settings import MessageFlowSettings
-from otpflow.flow.models import SmsPayload, Step
+from otpflow.flow.models import Step
+from otpflow.flow.payloads import SmsPayload
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
 from otpflow.providers.base import Callback, DeliveryReport, send_json

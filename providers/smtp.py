@@ -23,7 +23,8 @@ from email.utils import make_msgid
 from typing import Any
 
 from otpflow.config.settings import SmtpSettings
-from otpflow.flow.models import EmailPayload, Step
+from otpflow.flow.models import Step
+from otpflow.flow.payloads import EmailPayload
 from otpflow.flow.redact import mask
 from otpflow.providers.base import Callback, DeliveryReport
 from otpflow.providers.errors import (

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from otpflow.config.settings import ZixflowSettings
-from otpflow.flow.models import (
+from otpflow.flow.models import Step
+from otpflow.flow.payloads import (
     EmailPayload,
     RcsBase,
     RcsDocumentPayload,
@@ -28,7 +29,6 @@ from otpflow.flow.models import (
     RcsTemplatePayload,
     RcsTextPayload,
     SmsPayload,
-    Step,
     WhatsAppCampaignInteractivePayload,
     WhatsAppCustomPayload,
     WhatsAppInteractivePayload,

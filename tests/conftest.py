@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from otpflow.cli.main import masked
+from otpflow.cli.errors import masked
 
 from harness import EMPTIED_DATABASES, RABBITMQ_URL, REDIS_HOST, in_ci, require_rabbitmq
 

@@ -8,7 +8,7 @@ from typing import Any
 from otpflow.config.celery import NOTIFY_SWITCH, SEND_STEP
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring
-from otpflow.flow.store import FlowView, StepView
+from otpflow.flow.views import FlowView, StepView
 
 # the store's keys in unit tests (a real deployment derives them from OTPFLOW_SECRET)
 TEST_KEYRING = Keyring.from_secret("unit-test-secret-of-at-least-32-bytes")

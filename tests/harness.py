@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,12 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
-from otpflow.cli.main import masked
-from otpflow.cli.stack import Stack, free_port
+from otpflow.cli.errors import masked
+from otpflow.cli.stack import Stack
 from otpflow.config.settings import Settings
 from otpflow.flow.keyring import Keyring
-from otpflow.flow.store import FlowStore, FlowView
+from otpflow.flow.store import FlowStore
+from otpflow.flow.views import FlowView
 from otpflow.producers import OtpflowClient
 
 REDIS_HOST = os.environ.get("OTPFLOW_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -48,47 +49,10 @@ HEADERS = {"x-api-key": API_KEY, "x-workspace-id": WORKSPACE}
 OTHER_HEADERS = {"x-api-key": "other-key", "x-workspace-id": "other-ws"}
 
 
-@dataclass
-class Webhooks:
-    """A caller's webhook endpoint: records every POST with its headers and raw body."""
-
-    port: int = field(default_factory=free_port)
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-    def start(self) -> None:
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                hooks.received.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "raw": raw,
-                        "body": json.loads(raw),
-                    }
-                )
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def for_path(self, path: str) -> list[dict[str, Any]]:
-        return [hook for hook in self.received if hook["path"] == path]
-
-
 class System:
     """Handles for a test: the stack, the simulator, the store and a webhook receiver."""
 
-    def __init__(self, stack: Stack, webhooks: Webhooks, state_url: str = STATE_URL) -> None:
+    def __init__(self, stack: Stack, webhooks: HttpRecorder, state_url: str = STATE_URL) -> None:
         self.stack = stack
         self.webhooks = webhooks
         self.http = httpx.Client(timeout=10)
@@ -295,8 +259,7 @@ def start_system(
         pytest.fail(f"no Redis at {state_url}: start one (see README)")
     client.close()
     clean_broker(broker_url)
-    webhooks = Webhooks()
-    webhooks.start()
+    webhooks = HttpRecorder()
     stack = Stack(
         redis_url=stack_redis_url or state_url,
         broker_url=broker_url,
@@ -314,7 +277,7 @@ def start_system(
 
 def stop_system(system: System) -> None:
     system.stack.stop()
-    system.webhooks.server.shutdown()
+    system.webhooks.close()
     system.http.close()
 
 
@@ -414,28 +377,34 @@ def duplicate_sends(system: System) -> dict[tuple[str, str], int]:
 # -- for the simulator's and the providers' tests -------------------------------------------
 
 
-class DlrReceiver:
-    """A real HTTP server on 127.0.0.1 recording every POST (any JSON body) by path."""
+class HttpRecorder:
+    """A real HTTP server on 127.0.0.1 that records every POST (path, headers, raw and JSON
+    body) and answers it with ``answer(record)``'s status, 200 by default: a caller's webhook
+    endpoint, a provider's postback target, or a provider that is down."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[dict[str, Any]], int] = lambda _: 200) -> None:
         self.received: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        receiver = self
+        recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                with receiver.lock:
-                    receiver.received.append(
-                        {
-                            "path": self.path,
-                            "content_type": self.headers.get("content-type"),
-                            "body": body,
-                        }
-                    )
-                # a provider's postback to a failing endpoint is tried again: /fail... answers 500
-                self.send_response(500 if self.path.startswith("/fail") else 200)
+                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                record = {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "content_type": self.headers.get("content-type"),
+                    "raw": raw,
+                    "body": body,
+                }
+                with recorder.lock:
+                    recorder.received.append(record)
+                status = answer(record)
+                self.send_response(status)
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -444,19 +413,28 @@ class DlrReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
+    def at(self, path: str) -> str:
+        return self.url + path
+
+    def for_path(self, path: str) -> list[dict[str, Any]]:
+        """Every POST to ``path`` so far, as recorded."""
+        with self.lock:
+            return [r for r in self.received if r["path"] == path]
+
     def bodies(self, path: str) -> list[Any]:
         """Bodies posted to ``path`` so far (each DLR test uses its own path)."""
-        with self.lock:
-            return [r["body"] for r in self.received if r["path"] == path]
+        return [r["body"] for r in self.for_path(path)]
 
     def for_request(self, request_id: str) -> list[Any]:
         """Bodies posted so far about one simulator request (by their ``request_id``)."""
         with self.lock:
-            return [r["body"] for r in self.received if r["body"].get("request_id") == request_id]
+            bodies = [r["body"] for r in self.received if isinstance(r["body"], dict)]
+        return [body for body in bodies if body.get("request_id") == request_id]
 
     def wait(self, path: str, count: int = 1) -> list[Any]:
         """Poll until exactly ``count`` bodies were posted to ``path``; return them."""
@@ -472,6 +450,11 @@ class DlrReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def fails_on_fail_paths(record: dict[str, Any]) -> int:
+    """As a failing postback target: a path under /fail answers 500 (providers retry it)."""
+    return 500 if record["path"].startswith("/fail") else 200
 
 
 @contextmanager

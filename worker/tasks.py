@@ -22,8 +22,8 @@ from redis import RedisError
 from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 from otpflow.flow.contract import Tasks
 from otpflow.flow.models import FlowRequest, Step
+from otpflow.flow.outcomes import Claim
 from otpflow.flow.states import DlrStatus, Kind
-from otpflow.flow.store import Claim
 from otpflow.providers import Provider
 from otpflow.providers.errors import (
     AmbiguousSend,

@@ -30,8 +30,9 @@ from kombu.exceptions import KombuError
 from redis import RedisError
 
 from otpflow.flow.contract import AT_LEAST_ONCE, TASK_NAMES, Tasks
+from otpflow.flow.outcomes import Timer
 from otpflow.flow.states import Kind
-from otpflow.flow.store import FlowStore, Timer
+from otpflow.flow.store import FlowStore
 
 logger = logging.getLogger("otpflow.timers")
 

@@ -18,7 +18,6 @@ import yaml
 
 from otpflow.cli import main as cli
 from otpflow.cli.stack import free_port
-from otpflow.producers import RateLimited, ServiceUnavailable
 
 from fakes import switched_flow
 
@@ -405,29 +404,6 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(cli, "cmd_status", broken)
     with pytest.raises(ZeroDivisionError):
         cli.main(["status", "x"])
-
-
-def test_known_errors_map_to_exit_codes() -> None:
-    def caused(exc: Exception, cause: BaseException) -> Exception:
-        exc.__cause__ = cause
-        return exc
-
-    down = cli.user_error(caused(ServiceUnavailable("x"), redis.ConnectionError("refused")))
-    broker = cli.user_error(caused(ServiceUnavailable("x"), ConnectionRefusedError()))
-    limited = cli.user_error(RateLimited("at most 5 flows", retry_after=42))
-    assert down is not None and down.code == 3 and "Redis" in str(down)
-    assert broker is not None and broker.code == 3 and "task broker" in str(broker)
-    assert limited is not None and limited.code == 3 and "try again in 42 s" in str(limited)
-    # Redis answering with an error is not a user's mistake: it keeps its traceback
-    lua_bug = caused(ServiceUnavailable("x"), redis.ResponseError("ERR script"))
-    assert cli.user_error(lua_bug) is None
-    assert cli.user_error(KeyError("bug")) is None
-
-
-def test_masked_hides_only_the_password() -> None:
-    assert cli.masked("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
-    assert cli.masked("amqp://user:pw@h:5672//") == "amqp://user:***@h:5672//"
-    assert cli.masked("redis://h:6379/0") == "redis://h:6379/0"
 
 
 def test_exit_codes_follow_the_outcome() -> None:

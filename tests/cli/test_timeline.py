@@ -28,7 +28,8 @@ from otpflow.cli.timeline import (
 )
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.states import DlrStatus
-from otpflow.flow.store import FlowStore, FlowView
+from otpflow.flow.store import FlowStore
+from otpflow.flow.views import FlowView
 
 from fakes import FLOW_ID, T0, TEST_KEYRING, switched_flow
 from fakes import step_view as step

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from otpflow.flow.signing import dlr_token
-from otpflow.flow.store import FlowView
+from otpflow.flow.views import FlowView
 
 from harness import System, duplicate_sends, recipient, sms_step, statuses, whatsapp_step
 

@@ -7,13 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from harness import (
     MIXED_LONGEST_FLOW_SECONDS,
     RECOVERY_SECONDS,
+    HttpRecorder,
     System,
     duplicate_sends,
     plan_mixed,
@@ -102,30 +102,21 @@ def test_a_webhook_lost_with_a_killed_worker_is_delivered(
     index until it ran, so a worker sends it again (at least once, same event id)."""
     system = fault_system(broker=broker, workers=1)
     held = threading.Event()
-    calls: list[dict[str, str]] = []
 
-    class SlowOnce(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            calls.append(dict(self.headers))
-            if len(calls) == 1:
-                held.set()
-                time.sleep(3)  # the worker is killed while it waits for this reply
-            self.send_response(200)
-            self.end_headers()
+    def slow_once(record: dict[str, object]) -> int:
+        if not held.is_set():
+            held.set()
+            time.sleep(3)  # the worker is killed while it waits for this reply
+        return 200
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), SlowOnce)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver = HttpRecorder(slow_once)
     try:
         to = recipient()
         system.rules(
             {"channel": "sms", "recipient": to, "action": "fail", "delay_ms": 100},
             {"channel": "whatsapp", "recipient": to, "action": "never"},
         )
-        url = f"http://127.0.0.1:{receiver.server_address[1]}/switch"
+        url = receiver.at("/switch")
         request_id = system.start(
             {"messages": [sms_step(to, timeout=30), whatsapp_step(to)], "webhookurl": url}
         )
@@ -134,7 +125,7 @@ def test_a_webhook_lost_with_a_killed_worker_is_delivered(
         system.stack.start_worker("worker2", concurrency=8)
 
         # published again once its lease (3 webhook timeouts + the grace) has run out
-        system.wait(lambda: len(calls) >= 2, timeout=40, what="the webhook sent again")
+        system.wait(lambda: len(receiver.received) >= 2, timeout=40, what="the webhook sent again")
         system.wait(
             lambda: any(
                 e["type"] == "webhook" and e.get("result") == "delivered"
@@ -142,6 +133,7 @@ def test_a_webhook_lost_with_a_killed_worker_is_delivered(
             ),
             what="the delivery on the timeline",
         )
-        assert calls[0]["X-OTPflow-Event-Id"] == calls[1]["X-OTPflow-Event-Id"]
+        first, again = receiver.received[:2]
+        assert first["headers"]["X-OTPflow-Event-Id"] == again["headers"]["X-OTPflow-Event-Id"]
     finally:
-        receiver.shutdown()
+        receiver.close()

@@ -8,15 +8,8 @@ from typing import Any
 import email_validator.deliverability
 import pytest
 
-from otpflow.flow.models import (
-    CHANNELS,
-    PAYLOADS,
-    EmailPayload,
-    FlowRequest,
-    InvalidRequest,
-    PhonePayload,
-    message_types,
-)
+from otpflow.flow.models import FlowRequest, InvalidRequest
+from otpflow.flow.payloads import CHANNELS, PAYLOADS, EmailPayload, PhonePayload, message_types
 
 PHONE = "919876543210"
 DOC_URL = "https://cdn.example.com/files/statement.pdf"

@@ -12,7 +12,8 @@ from otpflow.config.celery import NOTIFY_TERMINAL, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import REPUBLISH_DELAY_SECONDS, Tasks
-from otpflow.flow.store import FlowStore, Outcome
+from otpflow.flow.outcomes import Outcome
+from otpflow.flow.store import FlowStore
 
 from fakes import TEST_KEYRING, RecordingTasks
 

@@ -13,14 +13,9 @@ from otpflow.config.settings import Limits
 from otpflow.flow import keys, metrics
 from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowRequest
+from otpflow.flow.outcomes import FlowDiscarded, Outcome
 from otpflow.flow.states import DlrStatus
-from otpflow.flow.store import (
-    MAX_KEPT_REPORTS_PER_STEP,
-    MAX_REPORTS_PER_STEP,
-    FlowDiscarded,
-    FlowStore,
-    Outcome,
-)
+from otpflow.flow.store import MAX_KEPT_REPORTS_PER_STEP, MAX_REPORTS_PER_STEP, FlowStore
 
 from fakes import TEST_KEYRING
 

@@ -125,7 +125,7 @@ def code_sent_to(system: System, to: str) -> str:
 def test_right_code_ends_the_flow_before_the_fallback(system: System) -> None:
     to, hook = recipient(), f"/terminal/{recipient()}"
     system.rules({"channel": "sms", "recipient": to, "action": "never"})
-    request_id = system.start(otp_flow(to, system.webhooks.url(hook)))
+    request_id = system.start(otp_flow(to, system.webhooks.at(hook)))
     code = code_sent_to(system, to)
     wrong = str((int(code) + 1) % 1_000_000).zfill(6)
     miss = api(system, "POST", f"/v1/otpflow/{request_id}/verify", json={"code": wrong})
@@ -244,7 +244,7 @@ def test_webhook_to_loopback_is_refused_without_the_setting(strict_system: Syste
     request_id = system.start(
         {
             "messages": [sms_step(to), whatsapp_step(to)],
-            "webhookurl": system.webhooks.url("/switch").replace("127.0.0.1", "localhost"),
+            "webhookurl": system.webhooks.at("/switch").replace("127.0.0.1", "localhost"),
         }
     )
     system.wait(

@@ -66,7 +66,7 @@ def test_broker_sees_ids_but_no_recipient_or_text(system: System) -> None:
         request_id = system.start(
             {
                 "messages": [sms_step(to, text=sms_text), whatsapp_step(to, text=whatsapp_text)],
-                "webhookurl": system.webhooks.url(hook),
+                "webhookurl": system.webhooks.at(hook),
                 "callbackData": "privacy-check",
             }
         )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,6 @@ from otpflow.cli.stack import (
     SIM_MESSAGEFLOW_KEY,
     SIM_MESSAGEFLOW_TOKEN,
     SIM_WORKSPACE,
-    free_port,
 )
 from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowRequest
@@ -26,6 +23,7 @@ from otpflow.providers.base import Callback
 
 from harness import (
     REDIS_HOST,
+    HttpRecorder,
     System,
     recipient,
     sms_step,
@@ -238,34 +236,11 @@ def test_each_adapter_speaks_its_provider_api(
         assert received["body"]["rcpt_tos"] == [data["to"]]
 
 
-class AlwaysDown:
-    """A provider that answers every request with a 500, counting them."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.hits += 1
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                self.send_response(500)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def failover_system(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[System, AlwaysDown]]:
-    down = AlwaysDown()
+) -> Iterator[tuple[System, HttpRecorder]]:
+    down = HttpRecorder(lambda _: 500)  # a provider that is down
     running = start_system(
         Path(tmp_path_factory.mktemp("failover")),
         state_url=f"{REDIS_HOST}/7",
@@ -278,18 +253,18 @@ def failover_system(
     )
     yield running, down
     stop_system(running)
-    down.server.shutdown()
+    down.close()
 
 
 def test_a_provider_failing_three_times_fails_over_to_the_next(
-    failover_system: tuple[System, AlwaysDown],
+    failover_system: tuple[System, HttpRecorder],
 ) -> None:
     system, down = failover_system
     to = recipient()
     system.rules({"channel": "sms", "recipient": to, "action": "deliver", "delay_ms": 100})
     request_id = system.start({"messages": [sms_step(to), whatsapp_step(to)]})
     view = system.wait_terminal(request_id)
-    assert down.hits == 3
+    assert len(down.received) == 3
     assert view.status == "delivered" and view.delivered_step == 0
     assert view.steps[0].provider == "messageflow"
     failed = [e for e in view.events if e["type"] == "attempt_failed"]

@@ -209,10 +209,10 @@ def run(stack: tuple[System, Flower]) -> Run:
             "messages": [
                 sms_step(sms_to, text=sms_text),
                 whatsapp_text_step(
-                    wa_to, wa_text, system.webhooks.url("/flower-relay"), post_back_data
+                    wa_to, wa_text, system.webhooks.at("/flower-relay"), post_back_data
                 ),
             ],
-            "webhookurl": system.webhooks.url("/flower-switch"),
+            "webhookurl": system.webhooks.at("/flower-switch"),
             "callbackData": callback_data,
         }
     )

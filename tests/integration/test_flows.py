@@ -53,7 +53,7 @@ def test_sms_never_delivered_switches_after_its_timeout(system: System) -> None:
     request_id = system.start(
         {
             "messages": [sms_step(to, timeout=2), whatsapp_step(to)],
-            "webhookurl": system.webhooks.url(hook),
+            "webhookurl": system.webhooks.at(hook),
             "callbackData": "signup-42",
         }
     )
@@ -155,7 +155,7 @@ def test_duplicate_dlrs_and_concurrent_checks_switch_once(system: System) -> Non
     request_id = system.start(
         {
             "messages": [sms_step(to, timeout=30), whatsapp_step(to)],
-            "webhookurl": system.webhooks.url(hook),
+            "webhookurl": system.webhooks.at(hook),
         }
     )
     (sms,) = system.wait(lambda: requests_for(system, to, "sms"), what="the SMS send")
@@ -216,13 +216,13 @@ def test_reports_are_relayed_to_the_callers_own_post_back_url(system: System) ->
         {"channel": "whatsapp", "recipient": to, "action": "deliver", "delay_ms": 100},
     )
     sms = sms_step(to)
-    sms["data"] |= {"post_back_url": system.webhooks.url(path), "post_back_data": "order-7"}
+    sms["data"] |= {"post_back_url": system.webhooks.at(path), "post_back_data": "order-7"}
     request_id = system.start({"messages": [sms, whatsapp_step(to)]})
     system.wait_terminal(request_id)
 
     (relayed,) = system.wait(lambda: system.webhooks.for_path(path), what="the relayed report")
     (sent,) = system.sim_requests(recipient=to, channel="sms")
-    assert sent["body"]["post_back_url"] != system.webhooks.url(path), "the provider reports to us"
+    assert sent["body"]["post_back_url"] != system.webhooks.at(path), "the provider reports to us"
     body = relayed["body"]
     assert body["post_back_data"] == "order-7"
     assert body["request_id"] == sent["request_id"]

@@ -85,7 +85,7 @@ def test_logs_carry_no_recipient_address_code_or_text(system: System) -> None:
                 whatsapp_step(to, text=text),
                 email_step(address, subject, text),
             ],
-            "webhookurl": system.webhooks.url(hook),
+            "webhookurl": system.webhooks.at(hook),
             "callbackData": "privacy-whatsapp",
         }
     )
@@ -96,7 +96,7 @@ def test_logs_carry_no_recipient_address_code_or_text(system: System) -> None:
                 whatsapp_step(to_mail, text=text),
                 email_step(address_mail, subject, text),
             ],
-            "webhookurl": system.webhooks.url(hook),
+            "webhookurl": system.webhooks.at(hook),
             "callbackData": "privacy-email",
         }
     )

@@ -27,7 +27,7 @@ def test_a_switched_flow_moves_every_metric(observed_system: System) -> None:
     request_id = system.start(
         {
             "messages": [sms_step(to), whatsapp_step(to)],
-            "webhookurl": system.webhooks.url(f"/metrics/{to}"),
+            "webhookurl": system.webhooks.at(f"/metrics/{to}"),
         }
     )
     assert system.wait_terminal(request_id).status == "delivered"

@@ -11,12 +11,12 @@ import pytest
 
 from otpflow.simulator.app import create_app
 
-from harness import DlrReceiver, running, wait_for
+from harness import HttpRecorder, fails_on_fail_paths, running, wait_for
 
 
 @pytest.fixture
-def dlrs() -> Iterator[DlrReceiver]:
-    rec = DlrReceiver()
+def dlrs() -> Iterator[HttpRecorder]:
+    rec = HttpRecorder(fails_on_fail_paths)
     yield rec
     rec.close()
 

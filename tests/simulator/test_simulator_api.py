@@ -17,7 +17,7 @@ import pytest
 
 from otpflow.simulator.app import create_app
 
-from harness import DlrReceiver, wait_for
+from harness import HttpRecorder, wait_for
 
 API_KEY = "test-key"
 WORKSPACE = "test-ws"
@@ -180,7 +180,7 @@ def test_sms_body_not_json_400(client: httpx.Client) -> None:
     ],
 )
 def test_whatsapp_ingest_accepts_and_posts_back(
-    client: httpx.Client, dlrs: DlrReceiver, path: str, body: dict[str, Any]
+    client: httpx.Client, dlrs: HttpRecorder, path: str, body: dict[str, Any]
 ) -> None:
     full = {
         "recipient": "447700900123",
@@ -287,7 +287,7 @@ def test_campaign_errors_use_status_shape(client: httpx.Client) -> None:
 # --- outcomes and postbacks -----------------------------------------------------------------
 
 
-def test_deliver_posts_full_postback(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_deliver_posts_full_postback(client: httpx.Client, dlrs: HttpRecorder) -> None:
     resp = send_sms(client, post_back_url=dlrs.url + "/dlr?x=1", post_back_data="order-42")
     request_id = resp.json()["request_id"]
     [dlr] = wait_for(lambda: dlrs.for_request(request_id))
@@ -323,7 +323,7 @@ def test_deliver_posts_full_postback(client: httpx.Client, dlrs: DlrReceiver) ->
 
 
 def test_message_ids_distinct_and_null_post_back_data(
-    client: httpx.Client, dlrs: DlrReceiver
+    client: httpx.Client, dlrs: HttpRecorder
 ) -> None:
     ids = [send_sms(client, post_back_url=dlrs.url).json()["request_id"] for _ in range(2)]
     reports = [wait_for(lambda rid=rid: dlrs.for_request(rid))[0] for rid in ids]
@@ -331,7 +331,7 @@ def test_message_ids_distinct_and_null_post_back_data(
     assert all(d["post_back_data"] is None for d in reports)
 
 
-def test_fail_posts_failed_or_rule_status(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_fail_posts_failed_or_rule_status(client: httpx.Client, dlrs: HttpRecorder) -> None:
     set_rules(
         client,
         {"channel": "sms", "recipient": "15550000001", "action": "fail"},
@@ -346,7 +346,7 @@ def test_fail_posts_failed_or_rule_status(client: httpx.Client, dlrs: DlrReceive
     assert dlr2["status"] == "expired"
 
 
-def test_never_posts_nothing(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_never_posts_nothing(client: httpx.Client, dlrs: HttpRecorder) -> None:
     set_rules(client, {"channel": "sms", "recipient": "15550000003", "action": "never"})
     never = send_sms(client, recipient="15550000003", post_back_url=dlrs.url)
     assert never.status_code == 200
@@ -368,7 +368,7 @@ def test_never_posts_nothing(client: httpx.Client, dlrs: DlrReceiver) -> None:
     [("reject", 400, "Recipient is blocked"), ("error", 500, "Internal server error")],
 )
 def test_reject_and_error(
-    client: httpx.Client, dlrs: DlrReceiver, action: str, code: int, message: str
+    client: httpx.Client, dlrs: HttpRecorder, action: str, code: int, message: str
 ) -> None:
     set_rules(client, {"channel": "*", "recipient": None, "action": action})
     resp = send_sms(client, post_back_url=dlrs.url)
@@ -379,7 +379,7 @@ def test_reject_and_error(
     assert logged["request_id"] is None
 
 
-def test_slow_accepts_late_then_delivers(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_slow_accepts_late_then_delivers(client: httpx.Client, dlrs: HttpRecorder) -> None:
     set_rules(client, {"channel": "sms", "action": "slow", "accept_delay_ms": 300})
     started = time.monotonic()
     resp = send_sms(client, post_back_url=dlrs.url)
@@ -389,7 +389,9 @@ def test_slow_accepts_late_then_delivers(client: httpx.Client, dlrs: DlrReceiver
     assert dlr["status"] == "delivered"
 
 
-def test_per_recipient_rule_beats_per_channel_rule(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_per_recipient_rule_beats_per_channel_rule(
+    client: httpx.Client, dlrs: HttpRecorder
+) -> None:
     set_rules(
         client,
         {"channel": "sms", "recipient": None, "action": "reject"},
@@ -411,7 +413,7 @@ def test_rules_given_at_start(
         assert c.post(SMS_PATH, headers=headers, json=sms()).status_code == 500
 
 
-def test_dlr_reposts_duplicate_and_late(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_dlr_reposts_duplicate_and_late(client: httpx.Client, dlrs: HttpRecorder) -> None:
     request_id = send_sms(client, post_back_url=dlrs.url, post_back_data="d").json()["request_id"]
     [first] = wait_for(lambda: dlrs.for_request(request_id))
     resp = client.post("/_sim/dlr", json={"request_id": request_id, "status": "delivered"})
@@ -431,8 +433,10 @@ def test_dlr_unknown_request_404(client: httpx.Client) -> None:
     assert resp.status_code == 404
 
 
-def test_failed_postbacks_are_recorded_and_retried(client: httpx.Client, dlrs: DlrReceiver) -> None:
-    closed = DlrReceiver()
+def test_failed_postbacks_are_recorded_and_retried(
+    client: httpx.Client, dlrs: HttpRecorder
+) -> None:
+    closed = HttpRecorder()
     dead_url = closed.url + "/dlr"
     closed.close()
     send_sms(client, post_back_url=dead_url)
@@ -449,7 +453,7 @@ def test_failed_postbacks_are_recorded_and_retried(client: httpx.Client, dlrs: D
     assert [r["path"] for r in dlrs.received].count("/fail") >= 2
 
 
-def test_accepted_postback_is_not_repeated(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_accepted_postback_is_not_repeated(client: httpx.Client, dlrs: HttpRecorder) -> None:
     rid = send_sms(client, post_back_url=dlrs.url + "/ok").json()["request_id"]
     wait_for(lambda: dlrs.for_request(rid))
     time.sleep(1.3)
@@ -513,7 +517,7 @@ def test_rules_endpoint_validates_and_replaces(client: httpx.Client) -> None:
     assert send_sms(client).status_code == 200
 
 
-def test_reset_clears_and_cancels(client: httpx.Client, dlrs: DlrReceiver) -> None:
+def test_reset_clears_and_cancels(client: httpx.Client, dlrs: HttpRecorder) -> None:
     set_rules(client, {"channel": "sms", "action": "deliver", "delay_ms": 200})
     pending = send_sms(client, post_back_url=dlrs.url).json()["request_id"]
     assert client.post("/_sim/reset").json() == {"ok": True}
