@@ -22,7 +22,7 @@ from otpflow.api.deps import Services
 from otpflow.api.dlr import DlrIntake
 from otpflow.api.errors import EXCEPTION_HANDLERS
 from otpflow.api.routes import router
-from otpflow.api.schemas import REF, VerifyBody
+from otpflow.api.schemas import REF, FeedbackBody, VerifyBody
 from otpflow.config.process import freeze_heap
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
 from otpflow.flow.logs import configure_logging
@@ -78,7 +78,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
             for operation in path.values():
                 operation.get("responses", {}).pop("422", None)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (FlowEnvelope, VerifyBody):
+        for model in (FlowEnvelope, VerifyBody, FeedbackBody):
             components.update(model.model_json_schema(ref_template=REF).get("$defs", {}))
         app.openapi_schema = schema
     return app.openapi_schema

@@ -16,7 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from otpflow.flow.models import InvalidRequest
-from otpflow.producers.client import Conflict, RateLimited, ServiceUnavailable, error_reply
+from otpflow.producers.client import (
+    Conflict,
+    FraudRefused,
+    RateLimited,
+    ServiceUnavailable,
+    error_reply,
+)
 
 
 class ApiError(Exception):
@@ -66,5 +72,6 @@ EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]
     InvalidRequest: producer_error,
     RateLimited: producer_error,
     Conflict: producer_error,
+    FraudRefused: producer_error,
     ServiceUnavailable: producer_error,
 }

@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -23,13 +23,17 @@ from otpflow.api.errors import ApiError
 from otpflow.api.metrics import CONTENT_TYPE, render
 from otpflow.api.schemas import (
     Accepted,
+    BlocksOut,
+    FeedbackBody,
     FlowOut,
     Ready,
     VerifyBody,
+    block_json,
     body_schema,
     error_responses,
     flow_json,
 )
+from otpflow.flow.fraud import BLOCK_ID
 from otpflow.flow.models import FlowEnvelope
 from otpflow.flow.states import Kind
 from otpflow.flow.views import FlowView
@@ -128,6 +132,70 @@ async def verify_code(
     # a recipient past its wrong-code budget waits, as a refused send does
     wait = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
     return JSONResponse(reply, status_code=status, headers=wait)
+
+
+@router.post(
+    "/v1/otpflow/{request_id}/feedback",
+    tags=["flows"],
+    summary="Report a code the caller checked itself as verified (counts for fraud conversion)",
+    response_model=Accepted,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 404, 413, 415, 503),
+    openapi_extra=json_request(FeedbackBody),
+)
+async def feedback(
+    request: Request, api: Api, workspace: Workspace, request_id: RequestId
+) -> dict[str, Any]:
+    try:
+        FeedbackBody.model_validate(await json_body(request))
+    except ValidationError as exc:
+        raise ApiError(
+            400, "invalid request", [{"field": "event", "message": "must be 'verified'"}]
+        ) from exc
+    await run_in_threadpool(own_flow, api, request_id, workspace)
+    first = await run_in_threadpool(api.otp.feedback, request_id)
+    return {"success": True, "message": "feedback recorded" if first else "already recorded"}
+
+
+@router.get(
+    "/v1/fraud/blocks",
+    tags=["fraud"],
+    summary="The fraud guard's blocks in force for this workspace",
+    response_model=BlocksOut,
+    responses=error_responses(401, 503),
+)
+async def fraud_blocks(api: Api, workspace: Workspace) -> dict[str, Any]:
+    try:
+        blocks = await run_in_threadpool(api.otp.store.fraud_blocks, workspace)
+    except redis.RedisError as exc:
+        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    return {"blocks": [block_json(block) for block in blocks]}
+
+
+@router.delete(
+    "/v1/fraud/blocks/{block_id}",
+    tags=["fraud"],
+    summary="Lift a block: its prefix or country starts afresh",
+    response_model=Accepted,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 404, 503),
+)
+async def lift_block(
+    api: Api, workspace: Workspace, block_id: Annotated[str, Path()]
+) -> dict[str, Any]:
+    if not BLOCK_ID.fullmatch(block_id):
+        raise ApiError(
+            400,
+            "invalid request",
+            [{"field": "block_id", "message": "an id GET /v1/fraud/blocks lists"}],
+        )
+    try:
+        lifted = await run_in_threadpool(api.otp.store.lift_block, workspace, block_id)
+    except redis.RedisError as exc:
+        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    if not lifted:
+        raise ApiError(404, "no such block")
+    return {"success": True, "message": "block lifted"}
 
 
 @router.get(

@@ -3,7 +3,7 @@ shows, and ``flow_json``, a flow as the API (and the CLI) shows it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -59,7 +59,9 @@ class StepOut(BaseModel):
 
 class FlowOut(BaseModel):
     request_id: str
-    status: str = Field(description="queued, in_progress, delivered, failed, cancelled, verified")
+    status: str = Field(
+        description="queued, in_progress, delivered, failed, cancelled, verified, blocked"
+    )
     current_step: int
     delivered_step: int | None
     reason: str | None
@@ -94,6 +96,43 @@ class VerifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+
+
+class FeedbackBody(BaseModel):
+    """What the caller's own check of the code found (only a right code is reported)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["verified"]
+
+
+class BlockOut(BaseModel):
+    id: str = Field(description="what DELETE /v1/fraud/blocks/{id} takes")
+    scope: str = Field(description="prefix or country")
+    value: str = Field(description="the prefix (E.164 without its last digits) or country")
+    country: str
+    reason: str = Field(description="prefix_velocity or low_conversion")
+    detail: str = Field(description="what tripped it, in words")
+    since: str
+    until: str
+    mode: str = Field(description="the mode it was made in: enforce, shadow or monitor")
+    refused: int = Field(description="flows refused by it so far")
+
+
+class BlocksOut(BaseModel):
+    blocks: list[BlockOut]
+
+
+def block_json(raw: dict[str, str]) -> dict[str, Any]:
+    """A stored block as the API shows it."""
+    return {
+        **{name: raw.get(name, "") for name in ("id", "scope", "value", "country", "reason")},
+        "detail": raw.get("detail", ""),
+        "since": iso(float(raw["since"])),
+        "until": iso(float(raw["until"])),
+        "mode": raw.get("mode", ""),
+        "refused": int(raw.get("refused", "0")),
+    }
 
 
 def _time(value: float | None) -> str | None:

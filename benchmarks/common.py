@@ -189,17 +189,22 @@ def bench_stack(
     pool: str = "threads",
     broker_url: str = "",
     api_processes: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """The simulator, the API (`api_processes` processes) and `workers` worker processes on
     fresh benchmark databases (state in db 11, the broker in db 10 unless `broker_url` names
-    another), stopped after."""
+    another), stopped after. The fraud guard is off unless `extra_env` turns it on: the
+    throughput benchmarks send to numbers in a row, which it would rightly block."""
     state_url = f"{server}/11"
     for url in (state_url, f"{server}/10"):
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
     stack = Stack(
-        redis_url=state_url, broker_url=broker_url or f"{server}/10", api_keys="bench:bench-key"
+        redis_url=state_url,
+        broker_url=broker_url or f"{server}/10",
+        api_keys="bench:bench-key",
+        extra_env={"OTPFLOW_FRAUD__MODE": "off", **(extra_env or {})},
     )
     with stack:
         with progress_console.status(

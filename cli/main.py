@@ -34,6 +34,7 @@ from otpflow.cli.errors import (
     print_error,
     user_error,
 )
+from otpflow.cli.fraud import add_fraud
 from otpflow.cli.serve import cmd_api, cmd_simulator, cmd_worker
 from otpflow.config.celery import ALL_QUEUES
 from otpflow.config.settings import Settings
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_send,
         _add_status,
         _add_webhook_secret,
+        add_fraud,
         _add_demo,
     ):
         add(sub)

@@ -31,6 +31,7 @@ FLOW_STYLE = {
     "verified": "bold green",
     "failed": "bold red",
     "cancelled": "yellow",
+    "blocked": "bold red",
     "in_progress": "cyan",
     "queued": "dim",
 }
@@ -118,6 +119,16 @@ def describe(event: dict[str, Any]) -> Text:
         return Text("flow cancelled", style="yellow")
     if kind == "flow_verified":
         return Text("code verified: flow verified", style="bold green")
+    if kind in ("fraud_blocked", "fraud_monitored"):
+        said = (
+            "blocked by the fraud guard" if kind == "fraud_blocked" else "fraud guard would block"
+        )
+        return Text.assemble(
+            (said, "bold red" if kind == "fraud_blocked" else "yellow"),
+            f": {event.get('reason')} ({event.get('country')})",
+        )
+    if kind == "feedback":
+        return Text("the caller reported the code verified", style="green")
     if kind == "verify_failed":
         return Text(f"wrong code entered ({event.get('attempts_left')} attempts left)", "yellow")
     return Text(str(kind))

@@ -5,6 +5,7 @@ breach is told in words; and the keys abuse limits count a recipient by.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import phonenumbers
@@ -71,6 +72,38 @@ def phone_limit_key(recipient: str) -> str:
     """A valid recipient number in E.164 (``+919876543210``), as abuse limits count it."""
     number = phonenumbers.parse("+" + recipient)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# phonenumbers' PhoneNumberType values by their names, as settings spell them
+_NUMBER_TYPES = {
+    getattr(phonenumbers.PhoneNumberType, name): name.lower()
+    for name in dir(phonenumbers.PhoneNumberType)
+    if name.isupper()
+}
+
+
+@dataclass(frozen=True)
+class PhoneFacts:
+    """What the fraud guard knows of a number: E.164, its region (ISO 3166 alpha-2, or
+    ``001`` for a number of no country) and its type (``mobile``, ``premium_rate``, ...)."""
+
+    e164: str
+    region: str
+    number_type: str
+
+    def prefix(self, digits: int) -> str:
+        """The number without its last ``digits`` digits (``+4479460001`` for 3)."""
+        return self.e164[:-digits]
+
+
+def phone_facts(recipient: str) -> PhoneFacts:
+    """The facts of a valid recipient (digits with the country code, no ``+``)."""
+    number = phonenumbers.parse("+" + recipient)
+    return PhoneFacts(
+        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        region=phonenumbers.region_code_for_number(number) or "001",
+        number_type=_NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown"),
+    )
 
 
 def email_limit_key(address: str) -> str:

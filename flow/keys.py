@@ -76,6 +76,42 @@ def idempotency(workspace: str, key: str) -> str:
     return f"{PREFIX}:idem:{workspace}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
+# The fraud guard's keys are named by ``scope``: ``prefix-<HMAC of the prefix>`` or
+# ``country-<ISO code>`` (see otpflow.flow.fraud), per workspace.
+
+
+def fraud_hits(workspace: str, scope: str) -> str:
+    """Sorted set: flows to one prefix in the velocity window, scored by start (expires with it)."""
+    return f"{PREFIX}:fraud:{workspace}:{scope}:hits"
+
+
+def fraud_block(workspace: str, scope: str) -> str:
+    """Hash: a prefix's or a country's block, while it holds (its TTL is the block's)."""
+    return f"{PREFIX}:fraud:{workspace}:{scope}:block"
+
+
+def fraud_rate(workspace: str, scope: str) -> str:
+    """Hash: hour -> flows to one country that hour, for its hourly cap (expires in 2 h)."""
+    return f"{PREFIX}:fraud:{workspace}:{scope}:rate"
+
+
+def fraud_conversion(workspace: str, scope: str) -> str:
+    """Hash: ``c:<bucket>`` codes whose chance ended in a bucket of the conversion window,
+    ``v:<bucket>`` those verified (expires a window after its last write)."""
+    return f"{PREFIX}:fraud:{workspace}:{scope}:conversion"
+
+
+def fraud_pending(workspace: str, scope: str) -> str:
+    """Sorted set: flows whose code still has its chance, scored by when that ends."""
+    return f"{PREFIX}:fraud:{workspace}:{scope}:pending"
+
+
+def fraud_blocks(workspace: str) -> str:
+    """Sorted set: a workspace's blocks by scope, scored by when each ends (the list the
+    operator reads; a member whose block key has gone is stale and skipped)."""
+    return f"{PREFIX}:fraud:{workspace}:blocks"
+
+
 def timers() -> str:
     """Sorted set: every timer, scored by when it is due (Redis time), taken by the workers'
     timer loop. A step's timer is ``<flow_id>:<step>``; a task to publish later (a retry with

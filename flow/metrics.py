@@ -66,6 +66,12 @@ METRICS: dict[str, Metric] = {
         ("event", "result"),
     ),
     "verifications": Metric("counter", "Codes entered, by result.", ("result",)),
+    "fraud_blocked": Metric(
+        "counter",
+        "Flows the fraud guard refused (enforce), pretended to send (shadow) or would have "
+        "refused (monitor), by rule and the recipient's country.",
+        ("reason", "country", "mode"),
+    ),
 }
 
 

@@ -74,6 +74,8 @@ class FlowEnvelope(BaseModel):
     otp: OtpOptions | None = None
     webhookEvents: list[WebhookEvent] = ["channel_switch"]
     allowConcurrent: Annotated[bool, Field(strict=True)] = False
+    # the caller knows this person (signed in, paid before): the fraud guard lets it through
+    trusted: Annotated[bool, Field(strict=True)] = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class FlowRequest:
     otp: OtpOptions | None = None
     webhook_events: tuple[str, ...] = ("channel_switch",)
     allow_concurrent: bool = False
+    trusted: bool = False
 
     @classmethod
     def parse(cls, raw: Any, *, allow_private_destinations: bool = True) -> FlowRequest:
@@ -187,6 +190,7 @@ class FlowRequest:
             otp=envelope.otp,
             webhook_events=tuple(envelope.webhookEvents),
             allow_concurrent=envelope.allowConcurrent,
+            trusted=envelope.trusted,
         )
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -206,11 +210,17 @@ class FlowRequest:
             "otp": self.otp.model_dump() if self.otp else None,
             "webhookEvents": list(self.webhook_events),
             "allowConcurrent": self.allow_concurrent,
+            "trusted": self.trusted,
         }
 
     def addresses(self) -> set[str]:
         """Every phone number and email address the flow sends to."""
         return {step.data.address for step in self.steps}
+
+    def phone_numbers(self) -> list[str]:
+        """Every phone number the flow sends to (digits with the country code), once each:
+        the recipients of paid messages, which the fraud guard screens."""
+        return sorted({step.data.address for step in self.steps if step.channel != "email"})
 
     def messages_per_recipient(self) -> dict[str, int]:
         """How many messages the flow may send each recipient (one per step to it), by the

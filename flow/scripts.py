@@ -63,7 +63,7 @@ def register(redis: Redis) -> dict[str, Script]:
     """Every script, registered on this client, by name."""
     scripts = {name: prelude() + source(name) for name in TRANSITIONS}
     scripts["create"] = source("create") + "return create(KEYS, ARGV)\n"
-    scripts["submit"] = source("admit") + source("create") + source("submit")
-    for name in ("take_due", "later", "release_active"):
+    scripts["submit"] = source("admit") + source("create") + source("fraud") + source("submit")
+    for name in ("take_due", "later", "release_active", "converted"):
         scripts[name] = source(name)
     return {name: redis.register_script(text) for name, text in scripts.items()}

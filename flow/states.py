@@ -16,6 +16,7 @@ class FlowStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     VERIFIED = "verified"
+    BLOCKED = "blocked"  # the fraud guard, in shadow mode: accepted in words, never sent
 
 
 class StepStatus(StrEnum):
@@ -79,7 +80,13 @@ FLOW_TRANSITIONS: dict[tuple[FlowStatus, FlowEvent], FlowStatus] = {
 }
 
 TERMINAL_FLOW = frozenset(
-    {FlowStatus.DELIVERED, FlowStatus.FAILED, FlowStatus.CANCELLED, FlowStatus.VERIFIED}
+    {
+        FlowStatus.DELIVERED,
+        FlowStatus.FAILED,
+        FlowStatus.CANCELLED,
+        FlowStatus.VERIFIED,
+        FlowStatus.BLOCKED,
+    }
 )
 # A step in one of these no longer decides the flow; later reports are only recorded.
 ENDED_STEP = frozenset(
@@ -188,6 +195,8 @@ class Kind(StrEnum):
     MESSAGE_LIMITED = "message_limited"
     TOO_MANY_MESSAGES = "too_many_messages"
     VERIFY_BLOCKED = "verify_blocked"
+    FRAUD_REFUSED = "fraud_refused"  # detail: the fraud guard's reason
+    FRAUD_SHADOWED = "fraud_shadowed"  # stored as a blocked flow, never sent (shadow mode)
     CONFIRMED = "confirmed"
     ADDED = "added"
     # the flow is not (or no longer) in the store

@@ -24,9 +24,11 @@ from typing import Any
 
 from redis import Redis
 
-from otpflow.config.settings import Limits
+from otpflow.config.settings import FraudSettings, Limits
 from otpflow.flow import keys, scripts
+from otpflow.flow.fraud import CONVERSION_BUCKETS, Screening
 from otpflow.flow.keyring import Keyring, KeyringMismatch
+from otpflow.flow.metrics import METRICS_TTL_SECONDS
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer
 from otpflow.flow.states import DlrStatus, FlowStatus, Kind
@@ -171,9 +173,11 @@ class FlowStore:
         recipients: dict[str, int],
         limits: Limits,
         active_ttl: int,
+        screening: Screening | None = None,
     ) -> Outcome:
-        """Check and take the abuse limits of a new flow for every recipient and, if they
-        allow it, store the flow (as :meth:`create`): one script, one round trip.
+        """Screen a new flow for fraud (see :mod:`.fraud`), check and take the abuse limits
+        of a new flow for every recipient and, if they allow it, store the flow (as
+        :meth:`create`): one script, one round trip.
 
         ``recipients`` maps each recipient (its limit key, see ``Payload.limit_key``; the
         same keys go to :meth:`release`) to the messages the flow may send it. Outcomes:
@@ -182,7 +186,9 @@ class FlowStore:
         however long one waits; detail: that maximum); ``active`` (detail: the flow already
         running for a recipient, unless the request allows concurrent flows);
         ``verify_blocked`` for a flow with a code to a recipient whose wrong codes spent their
-        budget (detail: seconds to wait, see :meth:`verify`). Nothing is stored unless ``ok``.
+        budget (detail: seconds to wait, see :meth:`verify`); ``fraud_refused`` (detail: the
+        guard's reason). Nothing is stored unless ``ok``, or ``fraud_shadowed``: a flow stored
+        as ``blocked`` that is never sent (the guard's shadow mode).
         """
         ordered = sorted(recipients)
         ids = [self.keyring.recipient_id(address) for address in ordered]
@@ -208,12 +214,130 @@ class FlowStore:
         active = () if request.allow_concurrent else tuple(group[1] for group in per_recipient)
         budgets = tuple(group[3] for group in per_recipient)
         create_keys, create_args = self._creation(workspace, request, flow_id, active, budgets)
+        fraud_keys, fraud_args = self._screening(workspace, flow_id, screening)
         raw = self._scripts["submit"](
-            keys=[*create_keys, *(key for group in per_recipient for key in group)],
-            args=[len(admit_args), *admit_args, *create_args],
+            keys=[*create_keys, *fraud_keys, *(key for group in per_recipient for key in group)],
+            args=[
+                len(admit_args),
+                len(fraud_keys),
+                len(fraud_args),
+                *admit_args,
+                *fraud_args,
+                *create_args,
+            ],
         )
         kind, detail = (_text(item) for item in raw)
         return Outcome(Kind(kind), detail)
+
+    def _screening(
+        self, workspace: str, flow_id: str, screening: Screening | None
+    ) -> tuple[list[str], list[str | int | float]]:
+        """The fraud guard's keys and arguments in the submit script (fraud.lua's order)."""
+        if screening is None:
+            return [], []
+        rules = screening.rules
+        fraud_keys = [keys.fraud_blocks(workspace), keys.metrics()]
+        fraud_args: list[str | int | float] = [
+            rules.mode,
+            flow_id,
+            rules.block_seconds,
+            rules.prefix_limit,
+            rules.prefix_window_seconds,
+            rules.min_conversion,
+            rules.min_volume,
+            rules.conversion_window_seconds,
+            screening.bucket_seconds,
+            METRICS_TTL_SECONDS,
+        ]
+        for one in screening.recipients:
+            prefix, country = one.prefix_scope, one.country_scope
+            fraud_keys += [
+                keys.fraud_hits(workspace, prefix),
+                keys.fraud_block(workspace, prefix),
+                keys.fraud_conversion(workspace, prefix),
+                keys.fraud_pending(workspace, prefix),
+                keys.fraud_block(workspace, country),
+                keys.fraud_rate(workspace, country),
+                keys.fraud_conversion(workspace, country),
+                keys.fraud_pending(workspace, country),
+            ]
+            fraud_args += [
+                one.prefix,
+                prefix,
+                one.facts.region,
+                int(one.exempt),
+                one.static_reason or "",
+                one.country_limit,
+                one.chance_seconds,
+            ]
+        return fraud_keys, fraud_args
+
+    def release_screening(self, flow_id: str, workspace: str, screening: Screening) -> None:
+        """Undo what :meth:`submit` counted of a flow for the fraud guard, for a flow that was
+        never accepted (its hour's count goes down by one, and away at zero)."""
+        hour = int(self.redis.time()[0]) // 3600
+        for one in screening.recipients:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrem(keys.fraud_hits(workspace, one.prefix_scope), flow_id)
+            for scope in (one.prefix_scope, one.country_scope):
+                pipe.zrem(keys.fraud_pending(workspace, scope), flow_id)
+            rate = keys.fraud_rate(workspace, one.country_scope)
+            pipe.hincrby(rate, str(hour), -1 if not one.exempt else 0)
+            *_, left = pipe.execute()
+            if int(left) <= 0:
+                self.redis.hdel(rate, str(hour))
+
+    def converted(self, flow_id: str, fraud: FraudSettings) -> bool:
+        """Count a flow's code as verified for the fraud guard's conversion (OTPflow's verify,
+        or the caller's feedback); True the first time, False after or for a flow unknown."""
+        raw = self.redis.hmget(keys.flow(flow_id), ["workspace", "fraud_scopes"])
+        if raw[0] is None:
+            return False
+        workspace = _text(raw[0])
+        rules = fraud.for_workspace(workspace)
+        scope_keys = [
+            key
+            for scope in json.loads(raw[1] or b"[]")
+            for key in (
+                keys.fraud_conversion(workspace, scope),
+                keys.fraud_pending(workspace, scope),
+            )
+        ]
+        bucket = rules.conversion_window_seconds // CONVERSION_BUCKETS
+        done = self._scripts["converted"](
+            keys=[keys.flow(flow_id), *scope_keys],
+            args=[flow_id, bucket, rules.conversion_window_seconds],
+        )
+        return bool(done)
+
+    def fraud_blocks(self, workspace: str) -> list[dict[str, str]]:
+        """A workspace's blocks in force, soonest to end first."""
+        index = keys.fraud_blocks(workspace)
+        now = self.redis.time()[0]
+        self.redis.zremrangebyscore(index, "-inf", now)
+        ids = [_text(m) for m in self.redis.zrange(index, 0, -1) if isinstance(m, bytes | str)]
+        pipe = self.redis.pipeline(transaction=False)
+        for scope in ids:
+            pipe.hgetall(keys.fraud_block(workspace, scope))
+        found = []
+        for raw in pipe.execute():
+            if raw:  # else lifted, or overwritten by a later block of the same scope
+                found.append({_text(k): _text(v) for k, v in raw.items()})
+        return found
+
+    def lift_block(self, workspace: str, scope: str) -> bool:
+        """Lift a block: its scope starts afresh (its velocity and conversion counts go too,
+        or the next flow would block it again). False if there was none."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.fraud_block(workspace, scope))
+        pipe.zrem(keys.fraud_blocks(workspace), scope)
+        pipe.delete(
+            keys.fraud_hits(workspace, scope),
+            keys.fraud_conversion(workspace, scope),
+            keys.fraud_pending(workspace, scope),
+        )
+        deleted, *_ = pipe.execute()
+        return bool(deleted)
 
     def count_request(self, workspace: str, second: int) -> int:
         """Count a request of a workspace in this second (of the clock's ``time()``): the
@@ -233,6 +357,12 @@ class FlowStore:
         if self.redis.set(key, f"{digest} pending", nx=True, ex=seconds):
             return None
         return _text(self.redis.get(key) or b"")
+
+    def keep_idempotency(self, key: str, value: str, seconds: int) -> None:
+        """Write a reserved Idempotency-Key's answer for a flow stored without a
+        confirmation (the fraud guard's shadow mode; :meth:`mark_enqueued` does it for the
+        rest)."""
+        self.redis.set(key, value, ex=seconds)
 
     def free_idempotency(self, key: str) -> None:
         """Give back a reserved Idempotency-Key whose request was not accepted."""

@@ -5,6 +5,7 @@ from otpflow.flow.views import FlowView, StepView
 from otpflow.producers.client import (
     PRODUCER_ERRORS,
     Conflict,
+    FraudRefused,
     OtpflowClient,
     RateLimited,
     ServiceUnavailable,
@@ -18,6 +19,7 @@ __all__ = [
     "FieldError",
     "FlowRequest",
     "FlowView",
+    "FraudRefused",
     "InvalidRequest",
     "OtpflowClient",
     "RateLimited",

@@ -25,6 +25,7 @@ from otpflow.config.celery import make_celery
 from otpflow.config.settings import Limits, Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
+from otpflow.flow.fraud import MESSAGES, Reason, Screening, screening
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.outcomes import FlowDiscarded, Outcome
@@ -55,10 +56,19 @@ class Conflict(RuntimeError):
     """The request clashes with an earlier one (idempotency key, a flow still running)."""
 
 
+class FraudRefused(RuntimeError):
+    """The fraud guard refused the flow (see otpflow.flow.fraud); ``reason`` names the rule."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"refused by the fraud guard: {MESSAGES[Reason(reason)]}")
+        self.reason = reason
+
+
 def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
     """``(body, status, headers)`` for a producer error, shaped like OTPflow's HTTP API:
     InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with Retry-After,
-    Conflict -> 409, ServiceUnavailable -> 503. Anything else is re-raised."""
+    Conflict -> 409, FraudRefused -> 403 with its ``reason``, ServiceUnavailable -> 503.
+    Anything else is re-raised."""
     if isinstance(exc, InvalidRequest):
         errors = [{"field": error.path, "message": error.message} for error in exc.errors]
         return {"success": False, "message": f"invalid request: {exc}", "errors": errors}, 400, {}
@@ -67,13 +77,15 @@ def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
         return {"success": False, "message": str(exc)}, 429, headers
     if isinstance(exc, Conflict):
         return {"success": False, "message": str(exc)}, 409, {}
+    if isinstance(exc, FraudRefused):
+        return {"success": False, "message": str(exc), "reason": exc.reason}, 403, {}
     if isinstance(exc, ServiceUnavailable):
         return {"success": False, "message": str(exc)}, 503, {}
     raise exc
 
 
 # what a producer raises for its caller to answer (a view can catch them all with this)
-PRODUCER_ERRORS = (InvalidRequest, RateLimited, Conflict, ServiceUnavailable)
+PRODUCER_ERRORS = (InvalidRequest, RateLimited, Conflict, FraudRefused, ServiceUnavailable)
 
 VERIFY_REPLIES: dict[Kind, tuple[int, str]] = {
     Kind.VERIFIED: (200, "code verified"),
@@ -242,15 +254,30 @@ class OtpflowClient:
         limits = self.settings.limits
         # The limits and the flow in one step, nothing stored if refused. A script cut off
         # midway leaves at most an unconfirmed flow, which its step-0 timer discards.
+        rules = self.settings.fraud.for_workspace(workspace)
+        screened = screening(self.store.keyring, rules, flow)
         admitted = self.store.submit(
-            flow_id, workspace, flow, recipients, limits, self._active_ttl(flow)
+            flow_id, workspace, flow, recipients, limits, self._active_ttl(flow), screened
         )
+        if admitted.kind in (Kind.FRAUD_REFUSED, Kind.FRAUD_SHADOWED):
+            logger.info(
+                "flow refused by the fraud guard",
+                extra={"flow_id": flow_id, "reason": admitted.detail, "mode": rules.mode},
+            )
+        if admitted.kind == Kind.FRAUD_REFUSED:
+            raise FraudRefused(admitted.detail)
+        if admitted.kind == Kind.FRAUD_SHADOWED:
+            # told yes, like any flow: stored as blocked, never published
+            if idempotency is not None:
+                name, digest = idempotency
+                self.store.keep_idempotency(name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
+            return flow_id
         if admitted.kind != Kind.OK:
             raise refusal(admitted, limits)
         try:
             self.tasks.first_send(flow_id)
         except (BrokerError, OSError) as exc:
-            self._undo(flow_id, workspace, addresses)
+            self._undo(flow_id, workspace, addresses, screened)
             raise ServiceUnavailable(
                 "task broker is unreachable; nothing was stored, try again"
             ) from exc
@@ -299,8 +326,29 @@ class OtpflowClient:
             raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
         except KeyringMismatch as exc:
             raise ServiceUnavailable(str(exc)) from exc
+        if outcome.kind == Kind.VERIFIED:
+            self._converted(request_id)
         self._follow_up(outcome, request_id)
         return outcome
+
+    def feedback(self, request_id: str) -> bool:
+        """The caller checked this flow's code itself and it was right: the fraud guard
+        counts the flow as converted. True the first time, False after."""
+        try:
+            first = self.store.converted(request_id, self.settings.fraud)
+            if first:
+                self.store.add_event(request_id, {"type": "feedback", "event": "verified"})
+        except redis.RedisError as exc:
+            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+        return first
+
+    def _converted(self, flow_id: str) -> None:
+        """A verified code counts for the fraud guard's conversion; the person is verified
+        whether or not this count lands."""
+        try:
+            self.store.converted(flow_id, self.settings.fraud)
+        except redis.RedisError:
+            logger.warning("verification not counted for conversion", extra={"flow_id": flow_id})
 
     def _follow_up(self, outcome: Outcome, flow_id: str) -> None:
         """Ask a worker to tell the caller its flow ended (for callers who asked).
@@ -352,12 +400,17 @@ class OtpflowClient:
             broker_ok = False
         return {"redis": redis_ok, "broker": broker_ok}
 
-    def _undo(self, flow_id: str, workspace: str, addresses: set[str]) -> None:
-        """Take back a flow that was never accepted: its keys and what it took of the limits.
-        Unconfirmed, it is never sent even if this fails (its step-0 timer discards it)."""
+    def _undo(
+        self, flow_id: str, workspace: str, addresses: set[str], screened: Screening | None
+    ) -> None:
+        """Take back a flow that was never accepted: its keys and what it took of the limits
+        and the fraud guard's counts. Unconfirmed, it is never sent even if this fails (its
+        step-0 timer discards it)."""
         try:
             self.store.delete(flow_id)
             self.store.release(flow_id, workspace, addresses)
+            if screened is not None:
+                self.store.release_screening(flow_id, workspace, screened)
         except redis.RedisError:
             logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
 

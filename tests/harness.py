@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import phonenumbers
 import pytest
 import redis
 import uvicorn
@@ -171,6 +172,38 @@ def env_fields(model: type[BaseModel], prefix: str = "OTPFLOW_") -> dict[str, An
 def recipient() -> str:
     """A fresh number per flow, so the simulator's log can be read per test."""
     return "91" + str(random.randint(7_000_000_000, 9_999_999_999))
+
+
+def mobile_numbers(region: str, count: int, first: int = 0) -> list[str]:
+    """``count`` valid mobile numbers of a region in a row (digits with the country code, no
+    +), from its example number on: sequential, as a pumping attack dials them. ``first``
+    skips ahead (1000 further is the next prefix, at 3 prefix digits)."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    candidate = int(f"{example.country_code}{example.national_number}") + first
+    found: list[str] = []
+    while len(found) < count:
+        if _is_mobile(str(candidate)):
+            found.append(str(candidate))
+        candidate += 1
+    return found
+
+
+def random_mobile(region: str, rng: random.Random) -> str:
+    """A valid mobile number of a region, its last six digits random: a person's number."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    digits = f"{example.country_code}{example.national_number}"
+    while True:
+        candidate = digits[:-6] + f"{rng.randrange(10**6):06d}"
+        if _is_mobile(candidate):
+            return candidate
+
+
+def _is_mobile(digits: str) -> bool:
+    number = phonenumbers.parse("+" + digits)
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
 
 
 def sms_step(to: str, timeout: int = 30, text: str = "Your code is 4821") -> dict[str, Any]:

@@ -333,19 +333,29 @@ def test_tls_to_the_pinned_address_checks_the_certificate_for_the_host_name(
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
+    server_saw: list[str] = []
+
     def serve() -> None:
-        conn, _ = listener.accept()
-        try:
-            with server_context.wrap_socket(conn, server_side=True) as tls:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                tls.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-        except (ssl.SSLError, OSError):
-            pass  # the client refused the certificate
+        # every connection, one after another: a stray one to this port (a port number an
+        # earlier test's peer still dials) must not take the place of the client's
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # the test is over
+            try:
+                with server_context.wrap_socket(conn, server_side=True) as tls:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            server_saw.append("the connection closed before a request")
+                            break
+                        request += chunk
+                    else:
+                        tls.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            except (ssl.SSLError, OSError) as exc:
+                server_saw.append(repr(exc))  # the client refused the certificate, or a stray
 
     threading.Thread(target=serve, daemon=True).start()
     client_context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
@@ -353,7 +363,10 @@ def test_tls_to_the_pinned_address_checks_the_certificate_for_the_host_name(
     client = webhook_client(allow_private=True, timeout=5.0, ssl_context=client_context)
     try:
         if delivered:
-            response = client.post(f"https://hooks.example:{port}/hook", content=b"{}")
+            try:
+                response = client.post(f"https://hooks.example:{port}/hook", content=b"{}")
+            except httpx.HTTPError as exc:
+                pytest.fail(f"{exc!r}; the server saw {server_saw}")
             assert response.status_code == 204
         else:
             with pytest.raises(httpx.ConnectError, match="certificate"):
