@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 
 from otpflow.api.dlr import DlrIntake
-from otpflow.api.errors import ApiError
+from otpflow.api.errors import ApiError, invalid_field
 from otpflow.config.settings import Settings
 from otpflow.flow.metrics import Metrics
 from otpflow.producers.client import OtpflowClient
@@ -64,11 +64,7 @@ async def valid_request_id(
     try:
         return str(uuid.UUID(request_id))
     except ValueError as exc:
-        raise ApiError(
-            400,
-            "invalid request",
-            [{"field": "request_id", "message": "must be a UUID, as POST /v1/otpflow answered"}],
-        ) from exc
+        raise invalid_field("request_id", "must be a UUID, as POST /v1/otpflow answered") from exc
 
 
 RequestId = Annotated[str, Depends(valid_request_id)]

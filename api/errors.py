@@ -41,6 +41,11 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def invalid_field(field: str, message: str) -> ApiError:
+    """The 400 for one bad field, named by its path."""
+    return ApiError(400, "invalid request", [{"field": field, "message": message}])
+
+
 async def api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     body: dict[str, Any] = {"success": False, "message": exc.message, **exc.extra}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from otpflow.api.body import json_body
 from otpflow.api.deps import Api, RequestId, Services, Workspace
 from otpflow.api.dlr import BadToken, InvalidDlr, UnknownProvider
-from otpflow.api.errors import ApiError
+from otpflow.api.errors import ApiError, invalid_field
 from otpflow.api.metrics import CONTENT_TYPE, render
 from otpflow.api.schemas import (
     Accepted,
@@ -121,11 +121,7 @@ async def verify_code(
     try:
         body = VerifyBody.model_validate(await json_body(request))
     except ValidationError as exc:
-        raise ApiError(
-            400,
-            "invalid request",
-            [{"field": "code", "message": "a string of 4-10 digits is required"}],
-        ) from exc
+        raise invalid_field("code", "a string of 4-10 digits is required") from exc
     await run_in_threadpool(own_flow, api, request_id, workspace)
     outcome = await run_in_threadpool(api.otp.verify, request_id, body.code)
     reply, status = verify_reply(outcome)
@@ -149,9 +145,7 @@ async def feedback(
     try:
         FeedbackBody.model_validate(await json_body(request))
     except ValidationError as exc:
-        raise ApiError(
-            400, "invalid request", [{"field": "event", "message": "must be 'verified'"}]
-        ) from exc
+        raise invalid_field("event", "must be 'verified'") from exc
     await run_in_threadpool(own_flow, api, request_id, workspace)
     first = await run_in_threadpool(api.otp.feedback, request_id)
     return {"success": True, "message": "feedback recorded" if first else "already recorded"}
@@ -184,11 +178,7 @@ async def lift_block(
     api: Api, workspace: Workspace, block_id: Annotated[str, Path()]
 ) -> dict[str, Any]:
     if not BLOCK_ID.fullmatch(block_id):
-        raise ApiError(
-            400,
-            "invalid request",
-            [{"field": "block_id", "message": "an id GET /v1/fraud/blocks lists"}],
-        )
+        raise invalid_field("block_id", "an id GET /v1/fraud/blocks lists")
     try:
         lifted = await run_in_threadpool(api.otp.store.lift_block, workspace, block_id)
     except redis.RedisError as exc:

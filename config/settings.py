@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     Field,
+    PrivateAttr,
     SecretStr,
     TypeAdapter,
     ValidationError,
@@ -259,6 +260,7 @@ class FraudSettings(FraudRules):
         default_factory=dict,
         description='per-workspace overrides as JSON: {"acme": {"mode": "shadow"}}',
     )
+    _resolved: dict[str, FraudRules] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _overrides_are_rules(self) -> FraudSettings:
@@ -273,12 +275,14 @@ class FraudSettings(FraudRules):
         return self
 
     def for_workspace(self, workspace: str) -> FraudRules:
-        """The rules of one workspace: the global ones with its overrides applied."""
-        override = self.workspaces.get(workspace)
-        base = self.model_dump(exclude={"workspaces"})
-        if not override:
-            return FraudRules.model_validate(base)
-        return FraudRules.model_validate({**base, **override})
+        """The rules of one workspace: the global ones with its overrides applied (built once
+        per workspace: every new flow asks)."""
+        key = workspace if workspace in self.workspaces else ""
+        rules = self._resolved.get(key)
+        if rules is None:
+            fields = self.model_dump(exclude={"workspaces"}) | self.workspaces.get(key, {})
+            rules = self._resolved[key] = FraudRules.model_validate(fields)
+        return rules
 
 
 class ProvidersSettings(BaseModel):
