@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from otpflow.flow.models import InvalidRequest
-from otpflow.producers.client import (
+from otpflow.producers.errors import (
     Conflict,
     FraudRefused,
     RateLimited,

@@ -37,7 +37,7 @@ from otpflow.flow.fraud import BLOCK_ID
 from otpflow.flow.models import FlowEnvelope
 from otpflow.flow.states import Kind
 from otpflow.flow.views import FlowView
-from otpflow.producers.client import verify_reply
+from otpflow.producers.errors import verify_reply
 
 router = APIRouter()
 
@@ -160,7 +160,7 @@ async def feedback(
 )
 async def fraud_blocks(api: Api, workspace: Workspace) -> dict[str, Any]:
     try:
-        blocks = await run_in_threadpool(api.otp.store.fraud_blocks, workspace)
+        blocks = await run_in_threadpool(api.otp.store.fraud.blocks, workspace)
     except redis.RedisError as exc:
         raise ApiError(503, "flow store (Redis) is unreachable") from exc
     return {"blocks": [block_json(block) for block in blocks]}
@@ -180,7 +180,7 @@ async def lift_block(
     if not BLOCK_ID.fullmatch(block_id):
         raise invalid_field("block_id", "an id GET /v1/fraud/blocks lists")
     try:
-        lifted = await run_in_threadpool(api.otp.store.lift_block, workspace, block_id)
+        lifted = await run_in_threadpool(api.otp.store.fraud.lift, workspace, block_id)
     except redis.RedisError as exc:
         raise ApiError(503, "flow store (Redis) is unreachable") from exc
     if not lifted:

@@ -18,7 +18,7 @@ def cmd_fraud_blocks(args: argparse.Namespace) -> int:
 
     client = OtpflowClient(checked_settings())
     try:
-        blocks = [block_json(raw) for raw in client.store.fraud_blocks(args.workspace)]
+        blocks = [block_json(raw) for raw in client.store.fraud.blocks(args.workspace)]
     finally:
         client.close()
     if args.json:
@@ -56,7 +56,7 @@ def cmd_fraud_lift(args: argparse.Namespace) -> int:
         raise UserError(f"{args.block_id!r} is no block id: otpflow fraud blocks lists them")
     client = OtpflowClient(checked_settings())
     try:
-        lifted = client.store.lift_block(args.workspace, args.block_id)
+        lifted = client.store.fraud.lift(args.workspace, args.block_id)
     finally:
         client.close()
     if not lifted:

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from otpflow.config.settings import FraudRules
+from otpflow.config.fraud import FraudRules
 from otpflow.flow.fields import PhoneFacts, phone_facts
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest

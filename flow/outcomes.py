@@ -72,3 +72,8 @@ class Timer:
     @property
     def is_step(self) -> bool:
         return bool(self.flow_id)
+
+
+def text(item: bytes | str | int) -> str:
+    """One field of what a script answered, as text."""
+    return item.decode() if isinstance(item, bytes) else str(item)

@@ -10,8 +10,10 @@ Time inside the scripts is Redis's own clock (``TIME``), one clock for every pro
 
 Why one long module: every Redis write of flow state, limits and idempotency goes through
 :class:`FlowStore` (so no other module can half-write a flow), and each of its methods is one
-script call or one read, flat and short. What the transitions answer is :mod:`.outcomes`; what
-a read shows is :mod:`.views`; the scripts themselves are ``lua/*.lua``.
+script call or one read, flat and short. The fraud guard's counts and blocks are its
+:class:`~otpflow.flow.fraud_store.FraudStore`, ``FlowStore.fraud``. What the transitions
+answer is :mod:`.outcomes`; what a read shows is :mod:`.views`; the scripts themselves are
+``lua/*.lua``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Any
 
 from redis import Redis
 
-from otpflow.config.settings import FraudSettings, Limits
+from otpflow.config.settings import Limits
 from otpflow.flow import keys, scripts
-from otpflow.flow.fraud import CONVERSION_BUCKETS, Screening
+from otpflow.flow.fraud import Screening
+from otpflow.flow.fraud_store import FraudStore
 from otpflow.flow.keyring import Keyring, KeyringMismatch
-from otpflow.flow.metrics import METRICS_TTL_SECONDS
 from otpflow.flow.models import FlowRequest
-from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer
+from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer, text
 from otpflow.flow.states import DlrStatus, FlowStatus, Kind
 from otpflow.flow.views import FlowView
 
@@ -57,10 +59,6 @@ def _task_member(task: str, args: list[Any]) -> str:
     return json.dumps([task, args], separators=(",", ":"))
 
 
-def _text(item: bytes | str | int) -> str:
-    return item.decode() if isinstance(item, bytes) else str(item)
-
-
 class FlowStore:
     """Reads flows and applies transitions; one instance per process, built at the edge."""
 
@@ -74,6 +72,8 @@ class FlowStore:
         # how long a step may stay unclaimed, or a taken timer unfinished, before recovery
         self.grace_seconds = grace_seconds
         self._scripts = scripts.register(redis)
+        # the fraud guard's counts and blocks (the submit script screens with its arguments)
+        self.fraud = FraudStore(redis, self._scripts)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -191,16 +191,7 @@ class FlowStore:
         as ``blocked`` that is never sent (the guard's shadow mode).
         """
         ordered = sorted(recipients)
-        ids = [self.keyring.recipient_id(address) for address in ordered]
-        per_recipient = [
-            (
-                keys.recipient_rate(workspace, recipient),
-                keys.active(workspace, recipient),
-                keys.recipient_messages(workspace, recipient),
-                keys.verify_failures(workspace, recipient),
-            )
-            for recipient in ids
-        ]
+        per_recipient = [self._limit_keys(workspace, address) for address in ordered]
         admit_args = [
             flow_id,
             limits.recipient_window_seconds,
@@ -214,7 +205,7 @@ class FlowStore:
         active = () if request.allow_concurrent else tuple(group[1] for group in per_recipient)
         budgets = tuple(group[3] for group in per_recipient)
         create_keys, create_args = self._creation(workspace, request, flow_id, active, budgets)
-        fraud_keys, fraud_args = self._screening(workspace, flow_id, screening)
+        fraud_keys, fraud_args = self.fraud.arguments(workspace, flow_id, screening)
         raw = self._scripts["submit"](
             keys=[*create_keys, *fraud_keys, *(key for group in per_recipient for key in group)],
             args=[
@@ -226,118 +217,18 @@ class FlowStore:
                 *create_args,
             ],
         )
-        kind, detail = (_text(item) for item in raw)
+        kind, detail = (text(item) for item in raw)
         return Outcome(Kind(kind), detail)
 
-    def _screening(
-        self, workspace: str, flow_id: str, screening: Screening | None
-    ) -> tuple[list[str], list[str | int | float]]:
-        """The fraud guard's keys and arguments in the submit script (fraud.lua's order)."""
-        if screening is None:
-            return [], []
-        rules = screening.rules
-        fraud_keys = [keys.fraud_blocks(workspace), keys.metrics()]
-        fraud_args: list[str | int | float] = [
-            rules.mode,
-            flow_id,
-            rules.block_seconds,
-            rules.prefix_limit,
-            rules.prefix_window_seconds,
-            rules.min_conversion,
-            rules.min_volume,
-            rules.conversion_window_seconds,
-            screening.bucket_seconds,
-            METRICS_TTL_SECONDS,
-        ]
-        for one in screening.recipients:
-            prefix, country = one.prefix_scope, one.country_scope
-            fraud_keys += [
-                keys.fraud_hits(workspace, prefix),
-                keys.fraud_block(workspace, prefix),
-                keys.fraud_conversion(workspace, prefix),
-                keys.fraud_pending(workspace, prefix),
-                keys.fraud_block(workspace, country),
-                keys.fraud_rate(workspace, country),
-                keys.fraud_conversion(workspace, country),
-                keys.fraud_pending(workspace, country),
-            ]
-            fraud_args += [
-                one.prefix,
-                prefix,
-                one.facts.region,
-                int(one.exempt),
-                one.static_reason or "",
-                one.country_limit,
-                one.chance_seconds,
-            ]
-        return fraud_keys, fraud_args
-
-    def release_screening(self, flow_id: str, workspace: str, screening: Screening) -> None:
-        """Undo what :meth:`submit` counted of a flow for the fraud guard, for a flow that was
-        never accepted (its hour's count goes down by one, and away at zero)."""
-        hour = int(self.redis.time()[0]) // 3600
-        for one in screening.recipients:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrem(keys.fraud_hits(workspace, one.prefix_scope), flow_id)
-            for scope in (one.prefix_scope, one.country_scope):
-                pipe.zrem(keys.fraud_pending(workspace, scope), flow_id)
-            rate = keys.fraud_rate(workspace, one.country_scope)
-            pipe.hincrby(rate, str(hour), -1 if not one.exempt else 0)
-            *_, left = pipe.execute()
-            if int(left) <= 0:
-                self.redis.hdel(rate, str(hour))
-
-    def converted(self, flow_id: str, fraud: FraudSettings) -> bool:
-        """Count a flow's code as verified for the fraud guard's conversion (OTPflow's verify,
-        or the caller's feedback); True the first time, False after or for a flow unknown."""
-        raw = self.redis.hmget(keys.flow(flow_id), ["workspace", "fraud_scopes"])
-        if raw[0] is None:
-            return False
-        workspace = _text(raw[0])
-        rules = fraud.for_workspace(workspace)
-        scope_keys = [
-            key
-            for scope in json.loads(raw[1] or b"[]")
-            for key in (
-                keys.fraud_conversion(workspace, scope),
-                keys.fraud_pending(workspace, scope),
-            )
-        ]
-        bucket = rules.conversion_window_seconds // CONVERSION_BUCKETS
-        done = self._scripts["converted"](
-            keys=[keys.flow(flow_id), *scope_keys],
-            args=[flow_id, bucket, rules.conversion_window_seconds],
+    def _limit_keys(self, workspace: str, address: str) -> tuple[str, str, str, str]:
+        """One recipient's rate, active flow, messages and wrong-code budget (admit.lua)."""
+        recipient = self.keyring.recipient_id(address)
+        return (
+            keys.recipient_rate(workspace, recipient),
+            keys.active(workspace, recipient),
+            keys.recipient_messages(workspace, recipient),
+            keys.verify_failures(workspace, recipient),
         )
-        return bool(done)
-
-    def fraud_blocks(self, workspace: str) -> list[dict[str, str]]:
-        """A workspace's blocks in force, soonest to end first."""
-        index = keys.fraud_blocks(workspace)
-        now = self.redis.time()[0]
-        self.redis.zremrangebyscore(index, "-inf", now)
-        ids = [_text(m) for m in self.redis.zrange(index, 0, -1) if isinstance(m, bytes | str)]
-        pipe = self.redis.pipeline(transaction=False)
-        for scope in ids:
-            pipe.hgetall(keys.fraud_block(workspace, scope))
-        found = []
-        for raw in pipe.execute():
-            if raw:  # else lifted, or overwritten by a later block of the same scope
-                found.append({_text(k): _text(v) for k, v in raw.items()})
-        return found
-
-    def lift_block(self, workspace: str, scope: str) -> bool:
-        """Lift a block: its scope starts afresh (its velocity and conversion counts go too,
-        or the next flow would block it again). False if there was none."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(keys.fraud_block(workspace, scope))
-        pipe.zrem(keys.fraud_blocks(workspace), scope)
-        pipe.delete(
-            keys.fraud_hits(workspace, scope),
-            keys.fraud_conversion(workspace, scope),
-            keys.fraud_pending(workspace, scope),
-        )
-        deleted, *_ = pipe.execute()
-        return bool(deleted)
 
     def count_request(self, workspace: str, second: int) -> int:
         """Count a request of a workspace in this second (of the clock's ``time()``): the
@@ -356,7 +247,7 @@ class FlowStore:
         ``"<digest> pending"``. :meth:`mark_enqueued` writes the request id."""
         if self.redis.set(key, f"{digest} pending", nx=True, ex=seconds):
             return None
-        return _text(self.redis.get(key) or b"")
+        return text(self.redis.get(key) or b"")
 
     def keep_idempotency(self, key: str, value: str, seconds: int) -> None:
         """Write a reserved Idempotency-Key's answer for a flow stored without a
@@ -384,7 +275,7 @@ class FlowStore:
         seconds to wait) while a recipient's wrong codes across flows are over
         ``limits.verify_failures``."""
         raw = self._call("verify_attempt", flow_id, limits.verify_failures)
-        kind, detail, *fingerprint = (_text(item) for item in raw)
+        kind, detail, *fingerprint = (text(item) for item in raw)
         if kind != Kind.COMPARE:
             return Outcome(Kind(kind), detail)
         self._same_keys(flow_id, fingerprint[0])
@@ -421,7 +312,7 @@ class FlowStore:
         """
         key, value, seconds = remember or (None, "", 0)
         raw = self._call("confirm", flow_id, value, seconds, extra_keys=[key] if key else [])
-        kind, early = (_text(item) for item in raw[:2])
+        kind, early = (text(item) for item in raw[:2])
         if kind == Kind.MISSING:
             raise FlowDiscarded(flow_id)
         return early == "1"
@@ -434,7 +325,7 @@ class FlowStore:
         pipe.execute()
 
     def _run(self, name: str, flow_id: str, *args: str | int | float) -> Outcome:
-        kind, detail, *flag = (_text(item) for item in self._call(name, flow_id, *args))
+        kind, detail, *flag = (text(item) for item in self._call(name, flow_id, *args))
         return Outcome(Kind(kind), detail, notify=flag == ["1"])
 
     def _call(
@@ -467,10 +358,10 @@ class FlowStore:
         the confirmation (:meth:`wait_confirmed`) and claim again with ``waited``; if that
         claim is ``not_enqueued`` too, the producer publishes the send again as it confirms."""
         raw = self._call("claim", flow_id, step, attempt, lease_seconds, int(waited))
-        kind, detail = (_text(item) for item in raw[:2])
+        kind, detail = (text(item) for item in raw[:2])
         if kind != Kind.CLAIMED:
             return Claim(Kind(kind), detail)
-        raw_request, code_check, fingerprint = (_text(item) for item in raw[3:6])
+        raw_request, code_check, fingerprint = (text(item) for item in raw[3:6])
         request = FlowRequest.parse(json.loads(raw_request)) if raw_request else None
         code = None
         if request is not None and request.otp is not None and code_check:
@@ -534,9 +425,9 @@ class FlowStore:
         # a missing flow answers from the prelude, with two fields
         kind, detail, flag, kept = [*answer, "0", -1][:4]
         return Recorded(
-            Kind(_text(kind)),
-            _text(detail),
-            notify=_text(flag) == "1",
+            Kind(text(kind)),
+            text(detail),
+            notify=text(flag) == "1",
             kept=int(kept) if int(kept) >= 0 else None,
         )
 

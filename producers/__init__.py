@@ -2,11 +2,11 @@
 
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.views import FlowView, StepView
-from otpflow.producers.client import (
+from otpflow.producers.client import OtpflowClient
+from otpflow.producers.errors import (
     PRODUCER_ERRORS,
     Conflict,
     FraudRefused,
-    OtpflowClient,
     RateLimited,
     ServiceUnavailable,
     error_reply,

@@ -22,131 +22,28 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
 from otpflow.config.celery import make_celery
-from otpflow.config.settings import Limits, Settings
+from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.flow.contract import Tasks
-from otpflow.flow.fraud import MESSAGES, Reason, Screening, screening
+from otpflow.flow.fraud import Screening, screening
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.outcomes import FlowDiscarded, Outcome
 from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.flow.views import FlowView
+from otpflow.producers.errors import (
+    Conflict,
+    FraudRefused,
+    ServiceUnavailable,
+    refusal,
+)
 
 logger = logging.getLogger("otpflow.producers")
 
 CODE_PATTERN = re.compile(r"[0-9]{4,10}")
 
 DEFAULT_WORKSPACE = "default"
-
-
-class ServiceUnavailable(RuntimeError):
-    """Redis or the broker cannot be reached; nothing was stored or enqueued."""
-
-
-class RateLimited(RuntimeError):
-    """An abuse limit says no; try again after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Conflict(RuntimeError):
-    """The request clashes with an earlier one (idempotency key, a flow still running)."""
-
-
-class FraudRefused(RuntimeError):
-    """The fraud guard refused the flow (see otpflow.flow.fraud); ``reason`` names the rule."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"refused by the fraud guard: {MESSAGES[Reason(reason)]}")
-        self.reason = reason
-
-
-def error_reply(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """``(body, status, headers)`` for a producer error, shaped like OTPflow's HTTP API:
-    InvalidRequest -> 400 naming each bad field, RateLimited -> 429 with Retry-After,
-    Conflict -> 409, FraudRefused -> 403 with its ``reason``, ServiceUnavailable -> 503.
-    Anything else is re-raised."""
-    if isinstance(exc, InvalidRequest):
-        errors = [{"field": error.path, "message": error.message} for error in exc.errors]
-        return {"success": False, "message": f"invalid request: {exc}", "errors": errors}, 400, {}
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
-        return {"success": False, "message": str(exc)}, 429, headers
-    if isinstance(exc, Conflict):
-        return {"success": False, "message": str(exc)}, 409, {}
-    if isinstance(exc, FraudRefused):
-        return {"success": False, "message": str(exc), "reason": exc.reason}, 403, {}
-    if isinstance(exc, ServiceUnavailable):
-        return {"success": False, "message": str(exc)}, 503, {}
-    raise exc
-
-
-# what a producer raises for its caller to answer (a view can catch them all with this)
-PRODUCER_ERRORS = (InvalidRequest, RateLimited, Conflict, FraudRefused, ServiceUnavailable)
-
-VERIFY_REPLIES: dict[Kind, tuple[int, str]] = {
-    Kind.VERIFIED: (200, "code verified"),
-    Kind.WRONG: (400, "wrong code"),
-    Kind.LOCKED: (423, "too many wrong codes: this flow is locked"),
-    Kind.EXPIRED: (410, "no code to check: it expired, or this flow has none"),
-    Kind.ALREADY_VERIFIED: (409, "the code was already verified"),
-    Kind.BLOCKED: (429, "too many wrong codes for this recipient: try again later"),
-    Kind.MISSING: (404, "no such flow"),
-}
-
-
-def verify_reply(outcome: Outcome) -> tuple[dict[str, Any], int]:
-    """``(body, status)`` for the outcome of :meth:`OtpflowClient.verify`, shaped like
-    OTPflow's HTTP API: 200 verified, 400 wrong (with ``attempts_left``), 423 locked, 410
-    expired, 409 already verified, 404 no such flow."""
-    status, message = VERIFY_REPLIES.get(outcome.kind, (409, f"cannot verify ({outcome.kind})"))
-    body: dict[str, Any] = {"success": status == 200, "message": message}
-    if outcome.kind == Kind.VERIFIED:
-        body["status"] = "verified"
-    elif outcome.kind == Kind.WRONG:
-        body["attempts_left"] = int(outcome.detail)
-    elif outcome.kind == Kind.BLOCKED:
-        body["retry_after"] = int(outcome.detail)
-    return body, status
-
-
-def refusal(admitted: Outcome, limits: Limits) -> Exception:
-    """What a producer raises for a new flow its recipients' limits refused."""
-    if admitted.kind == Kind.VERIFY_BLOCKED:
-        return RateLimited(
-            f"too many wrong codes for a recipient: at most {limits.verify_failures} "
-            f"every {limits.verify_failure_window_seconds} s",
-            retry_after=int(admitted.detail),
-        )
-    if admitted.kind == Kind.TOO_MANY_MESSAGES:
-        return InvalidRequest(
-            [
-                FieldError(
-                    "messages",
-                    f"sends more than {admitted.detail} messages to one recipient, the most "
-                    f"one recipient may get every {limits.recipient_window_seconds} s",
-                )
-            ]
-        )
-    if admitted.kind in (Kind.RATE_LIMITED, Kind.MESSAGE_LIMITED):
-        counted = (
-            f"{limits.recipient_flows} flows"
-            if admitted.kind == Kind.RATE_LIMITED
-            else f"{limits.recipient_messages} messages (one per step)"
-        )
-        return RateLimited(
-            f"at most {counted} per recipient every {limits.recipient_window_seconds} s",
-            retry_after=int(admitted.detail),
-        )
-    if admitted.kind == Kind.ACTIVE:
-        return Conflict(
-            f"a flow ({admitted.detail}) is still running for this recipient; "
-            "wait for it to end, or send allowConcurrent: true"
-        )
-    raise AssertionError(f"not a refusal: {admitted.kind}")
 
 
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -335,7 +232,7 @@ class OtpflowClient:
         """The caller checked this flow's code itself and it was right: the fraud guard
         counts the flow as converted. True the first time, False after."""
         try:
-            first = self.store.converted(request_id, self.settings.fraud)
+            first = self.store.fraud.converted(request_id, self.settings.fraud)
             if first:
                 self.store.add_event(request_id, {"type": "feedback", "event": "verified"})
         except redis.RedisError as exc:
@@ -346,7 +243,7 @@ class OtpflowClient:
         """A verified code counts for the fraud guard's conversion; the person is verified
         whether or not this count lands."""
         try:
-            self.store.converted(flow_id, self.settings.fraud)
+            self.store.fraud.converted(flow_id, self.settings.fraud)
         except redis.RedisError:
             logger.warning("verification not counted for conversion", extra={"flow_id": flow_id})
 
@@ -410,7 +307,7 @@ class OtpflowClient:
             self.store.delete(flow_id)
             self.store.release(flow_id, workspace, addresses)
             if screened is not None:
-                self.store.release_screening(flow_id, workspace, screened)
+                self.store.fraud.release(flow_id, workspace, screened)
         except redis.RedisError:
             logger.error("could not remove unenqueued flow", extra={"flow_id": flow_id})
 

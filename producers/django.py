@@ -33,12 +33,8 @@ from otpflow.config.settings import (
 )
 from otpflow.flow.outcomes import Outcome
 from otpflow.flow.views import FlowView
-from otpflow.producers.client import (
-    DEFAULT_WORKSPACE,
-    ClientHolder,
-    OtpflowClient,
-    error_reply,
-)
+from otpflow.producers.client import DEFAULT_WORKSPACE, ClientHolder, OtpflowClient
+from otpflow.producers.errors import error_reply
 
 __all__ = [
     "cancel",

@@ -27,12 +27,8 @@ from otpflow.config.settings import Settings, load_settings, overrides_from_name
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.outcomes import Outcome
 from otpflow.flow.views import FlowView
-from otpflow.producers.client import (
-    DEFAULT_WORKSPACE,
-    ClientHolder,
-    OtpflowClient,
-    error_reply,
-)
+from otpflow.producers.client import DEFAULT_WORKSPACE, ClientHolder, OtpflowClient
+from otpflow.producers.errors import error_reply
 
 __all__ = ["EXTENSION", "OTPflow", "error_response", "settings_from_config"]
 

@@ -138,7 +138,8 @@ def test_a_stored_request_reads_back_whatever_it_was_allowed() -> None:
 
 def test_the_producer_refuses_them_before_anything_is_stored(redis_client: Any) -> None:
     from otpflow.config.settings import Settings
-    from otpflow.producers.client import OtpflowClient, error_reply
+    from otpflow.producers.client import OtpflowClient
+    from otpflow.producers.errors import error_reply
 
     url = redis_client.connection_pool.connection_kwargs
     settings = Settings(
