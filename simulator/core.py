@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class SimState:
         self.gateway_auth = gateway_auth
         self.default_delay_ms = default_delay_ms
         self.rules = RuleBook(rules)
+        # draws each message's outcome and delay where a rule gives a share or a range
+        self.rng = random.Random()
         self.requests: list[dict[str, Any]] = []
         self.postbacks: list[dict[str, Any]] = []
         self.messages: dict[str, Message] = {}
@@ -122,9 +125,9 @@ class SimState:
     def accept(self, msg: Message, rule: Rule) -> None:
         """Remember an accepted message and schedule the postback ``rule`` asks for."""
         self.messages[msg.request_id] = msg
-        status = rule.postback_status(msg.delivered, msg.failed)
+        drawn, delay = rule.drawn(self.rng, self.default_delay_ms)
+        status = rule.postback_status(msg.delivered, msg.failed, drawn)
         if status is not None:
-            delay = rule.delay_ms if rule.delay_ms is not None else self.default_delay_ms
             self.schedule(msg, status, delay)
 
     def schedule(self, msg: Message, status: str, delay_ms: int) -> None:

@@ -226,7 +226,9 @@ async def send(request: Request) -> JSONResponse:
     for raw in items:
         result = _check(raw)
         if isinstance(result, Item):
-            checked.append(_Pending(result, state.rules.pick(result.channel, str(result.phone))))
+            checked.append(
+                _Pending(result, state.rules.pick(result.channel, str(result.phone), "gateway"))
+            )
         else:
             checked.append(result)
     pending = [p for p in checked if isinstance(p, _Pending)]

@@ -145,7 +145,9 @@ async def send(request: Request) -> JSONResponse:
     if isinstance(payload, JSONResponse):
         return done(payload)
 
-    rules = [state.rules.pick("sms", n.removeprefix("+")) for n in payload.phoneNumbers]
+    rules = [
+        state.rules.pick("sms", n.removeprefix("+"), "messageflow") for n in payload.phoneNumbers
+    ]
     accept_delay = max(rule.accept_delay_ms for rule in rules)
     if accept_delay:
         await asyncio.sleep(accept_delay / 1000)

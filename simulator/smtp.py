@@ -84,7 +84,7 @@ class SmtpSink:
 
     async def _rcpt(self, mail_from: str, address: str) -> str:
         received_at = time.time()
-        rule = self.state.rules.pick("email", address)
+        rule = self.state.rules.pick("email", address, "smtp")
         if rule.accept_delay_ms:
             await asyncio.sleep(rule.accept_delay_ms / 1000)
         if rule.action == "reject":

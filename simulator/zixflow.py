@@ -234,7 +234,7 @@ def _send_handler(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
         except FieldError as exc:
             return done(_reply(ep, 400, str(exc)))
 
-        rule = state.rules.pick(ep.channel, recipient)
+        rule = state.rules.pick(ep.channel, recipient, "zixflow")
         if rule.accept_delay_ms:
             await asyncio.sleep(rule.accept_delay_ms / 1000)
         if rule.action == "reject":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from pydantic import ValidationError
 
@@ -68,3 +70,50 @@ def test_postback_status(rule: dict[str, str], status: str | None) -> None:
 def test_invalid_rules_rejected(rule: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         parse_rules([rule])
+
+
+SHAPED = parse_rules(
+    [
+        {"channel": "sms", "action": "never"},
+        {"channel": "sms", "prefix": "91", "action": "fail"},
+        {"channel": "sms", "prefix": "9198", "action": "slow"},
+        {"channel": "sms", "provider": "zixflow", "prefix": "91", "action": "deliver"},
+        {"channel": "sms", "recipient": "919811111111", "action": "reject"},
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("recipient", "provider", "action"),
+    [
+        ("919811111111", "zixflow", "reject"),  # a recipient's own rule first
+        ("919822222222", "zixflow", "deliver"),  # then the provider's own prefix
+        ("919822222222", "messageflow", "slow"),  # then the longest prefix
+        ("917722222222", "messageflow", "fail"),
+        ("447722222222", "zixflow", "never"),  # then the channel's rule
+    ],
+)
+def test_prefix_and_provider_rules(recipient: str, provider: str, action: str) -> None:
+    assert pick_rule(SHAPED, "sms", recipient, provider).action == action
+
+
+def test_a_share_is_delivered_and_the_rest_fail_after_a_drawn_delay() -> None:
+    [rule] = parse_rules(
+        [{"action": "deliver", "deliver_share": 0.3, "delay_ms": 2000, "delay_ms_max": 8000}]
+    )
+    rng = random.Random(16)
+    draws = [rule.drawn(rng, 200) for _ in range(2000)]
+    delivered = sum(outcome == "delivered" for outcome, _ in draws) / len(draws)
+    assert 0.27 < delivered < 0.33  # seeded: the same draws every run
+    delays = [delay for _, delay in draws]
+    assert min(delays) >= 2000 and max(delays) <= 8000 and len(set(delays)) > 100
+    statuses = {rule.postback_status(drawn=outcome) for outcome, _ in draws}
+    assert statuses == {"delivered", "failed"}
+    # without a share or a range: every message delivered, after the fixed delay
+    [plain] = parse_rules([{"action": "deliver", "delay_ms": 50}])
+    assert {plain.drawn(rng, 200) for _ in range(50)} == {("delivered", 50)}
+
+
+def test_a_prefix_is_digits() -> None:
+    with pytest.raises(ValidationError):
+        parse_rules([{"action": "fail", "prefix": "+91"}])

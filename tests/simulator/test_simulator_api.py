@@ -556,3 +556,30 @@ def test_serve_runs_real_server() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_prefix_rule_changed_at_run_time_degrades_one_provider(
+    client: httpx.Client, dlrs: HttpRecorder
+) -> None:
+    """Zixflow's rule for +1555 delivers none of them (a share of 0), set mid-run; a number
+    outside the prefix, and the same prefix through another provider's rule, are untouched."""
+    before = send_sms(client, recipient="15550000011", post_back_url=dlrs.url)
+    set_rules(
+        client,
+        {
+            "provider": "zixflow",
+            "prefix": "1555",
+            "action": "deliver",
+            "deliver_share": 0,
+            "delay_ms": 10,
+            "delay_ms_max": 30,
+        },
+        {"provider": "messageflow", "prefix": "1555", "action": "never"},
+    )
+    during = send_sms(client, recipient="15550000012", post_back_url=dlrs.url)
+    outside = send_sms(client, recipient="15560000013", post_back_url=dlrs.url)
+    statuses = [
+        wait_for(lambda reply=reply: dlrs.for_request(reply.json()["request_id"]))[0]["status"]
+        for reply in (before, during, outside)
+    ]
+    assert statuses == ["delivered", "failed", "delivered"]
