@@ -35,10 +35,9 @@ from otpflow.flow.keyring import Keyring
 from common import bench_stack, progress_bars
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import mobile_numbers, random_mobile
+from harness import MOBILE_COUNTRIES, mobile_numbers, random_mobile
 
 HEADERS = {"x-api-key": "bench-key", "x-workspace-id": "bench"}
-COUNTRIES = ("GB", "IN", "US", "DE", "BR", "FR", "NG")
 
 
 def otp_flow(to: str) -> dict[str, Any]:
@@ -83,7 +82,7 @@ def schedule(args: argparse.Namespace, rng: random.Random) -> list[tuple[float, 
         (
             index / args.legit_rate,
             "legit",
-            random_mobile(rng.choice(COUNTRIES), rng),
+            random_mobile(rng.choice(MOBILE_COUNTRIES), rng),
             rng.random() < args.verified,
         )
         for index in range(args.legit)

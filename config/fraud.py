@@ -15,6 +15,8 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode
 
+from otpflow.config.values import csv_items, split_csv
+
 FraudMode = Literal["enforce", "shadow", "monitor", "off"]
 # phonenumbers' PhoneNumberType names (lower case) a paid message is refused to by default:
 # numbers that earn their owner money per message or call, or that no person carries
@@ -110,9 +112,7 @@ class FraudRules(BaseModel):
     )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_csv(value)
 
     @field_validator("allowed_countries", "denied_countries")
     @classmethod
@@ -136,7 +136,7 @@ class FraudRules(BaseModel):
         if not isinstance(value, str):
             return value
         limits: dict[str, int] = {}
-        for pair in filter(None, (part.strip() for part in value.split(","))):
+        for pair in csv_items(value):
             country, sep, limit = pair.partition(":")
             if not sep or len(country.strip()) != 2 or not limit.strip().isdigit():
                 raise ValueError(f"{pair!r} is not CC:limit (GB:500)")

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from otpflow.config.fraud import FraudSettings
+from otpflow.config.values import split_csv
 
 DEV_SECRET = "otpflow-development-secret-change-me"
 # an HMAC key shorter than its hash's output is weaker than it looks (RFC 2104)
@@ -138,20 +139,14 @@ class RoutesSettings(BaseModel):
     @field_validator("sms", "whatsapp", "rcs", "email", "voice", "telegram", "viber", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     def for_channel(self, channel: str) -> list[str]:
         value = getattr(self, channel, None)
         if value is None:
             return []
-        parsed = _split_csv(value)
+        parsed = split_csv(value)
         return list(parsed) if isinstance(parsed, list) else []
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 class Settings(BaseSettings):
@@ -262,7 +257,7 @@ class Settings(BaseSettings):
     @field_validator("previous_secrets", mode="before")
     @classmethod
     def _split_previous_secrets(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @property
     def verification_secrets(self) -> list[str]:

@@ -92,7 +92,13 @@ class Screening:
 
     @property
     def bucket_seconds(self) -> int:
-        return self.rules.conversion_window_seconds // CONVERSION_BUCKETS
+        return bucket_seconds(self.rules)
+
+
+def bucket_seconds(rules: FraudRules) -> int:
+    """One bucket of the conversion window (the screening and a verification count in the
+    same buckets)."""
+    return rules.conversion_window_seconds // CONVERSION_BUCKETS
 
 
 def screening(keyring: Keyring, rules: FraudRules, request: FlowRequest) -> Screening | None:

@@ -12,7 +12,7 @@ from redis.commands.core import Script
 
 from otpflow.config.fraud import FraudSettings
 from otpflow.flow import keys
-from otpflow.flow.fraud import CONVERSION_BUCKETS, Screening
+from otpflow.flow.fraud import Screening, bucket_seconds
 from otpflow.flow.metrics import METRICS_TTL_SECONDS
 from otpflow.flow.outcomes import text
 
@@ -70,17 +70,21 @@ class FraudStore:
     def release(self, flow_id: str, workspace: str, screening: Screening) -> None:
         """Undo what :meth:`FlowStore.submit` counted of a flow for the fraud guard, for a
         flow that was never accepted (its hour's count goes down by one, and away at zero)."""
-        hour = int(self.redis.time()[0]) // 3600
+        hour = str(int(self.redis.time()[0]) // 3600)
+        counted = [one for one in screening.recipients if not one.exempt]
+        pipe = self.redis.pipeline(transaction=False)
         for one in screening.recipients:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrem(keys.fraud_hits(workspace, one.prefix_scope), flow_id)
             for scope in (one.prefix_scope, one.country_scope):
                 pipe.zrem(keys.fraud_pending(workspace, scope), flow_id)
-            rate = keys.fraud_rate(workspace, one.country_scope)
-            pipe.hincrby(rate, str(hour), -1 if not one.exempt else 0)
-            *_, left = pipe.execute()
-            if int(left) <= 0:
-                self.redis.hdel(rate, str(hour))
+        for one in counted:
+            pipe.zrem(keys.fraud_hits(workspace, one.prefix_scope), flow_id)
+            pipe.hincrby(keys.fraud_rate(workspace, one.country_scope), hour, -1)
+        results = pipe.execute()
+        # after two removals per recipient, each counted one's (removal, new count)
+        left = results[2 * len(screening.recipients) + 1 :: 2]
+        for one, count in zip(counted, left, strict=True):
+            if int(count) <= 0:
+                self.redis.hdel(keys.fraud_rate(workspace, one.country_scope), hour)
 
     def converted(self, flow_id: str, fraud: FraudSettings) -> bool:
         """Count a flow's code as verified for the fraud guard's conversion (OTPflow's verify,
@@ -98,10 +102,9 @@ class FraudStore:
                 keys.fraud_pending(workspace, scope),
             )
         ]
-        bucket = rules.conversion_window_seconds // CONVERSION_BUCKETS
         done = self._scripts["converted"](
             keys=[keys.flow(flow_id), *scope_keys],
-            args=[flow_id, bucket, rules.conversion_window_seconds],
+            args=[flow_id, bucket_seconds(rules), rules.conversion_window_seconds],
         )
         return bool(done)
 

@@ -188,6 +188,10 @@ def mobile_numbers(region: str, count: int, first: int = 0) -> list[str]:
     return found
 
 
+# the countries the fraud benchmarks draw people's numbers from
+MOBILE_COUNTRIES = ("GB", "IN", "US", "DE", "BR", "FR", "NG")
+
+
 def random_mobile(region: str, rng: random.Random) -> str:
     """A valid mobile number of a region, its last six digits random: a person's number."""
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
