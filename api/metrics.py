@@ -9,10 +9,16 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from otpflow.flow.metrics import LATENCY_BUCKETS, METRICS, Metrics, bucket_label, parse_field
+from otpflow.flow.router import Router
 
 NAMESPACE = "otpflow"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -61,8 +67,54 @@ class RedisCollector(Collector):
             yield histogram
 
 
-def render(metrics: Metrics) -> bytes:
+# Routing's gauges, made at each scrape from the live table (name -> help, labels).
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "routing_score": (
+        "Adaptive routing's score of a provider for a channel and country (0-1).",
+        ("provider", "channel", "country"),
+    ),
+    "routing_delivered_share": (
+        "Share of a provider's messages delivered while their step ran, in the window.",
+        ("provider", "channel", "country"),
+    ),
+    "routing_preferred": (
+        "1 for the provider adaptive routing prefers for a channel and country, else 0.",
+        ("provider", "channel", "country"),
+    ),
+    "routing_breaker_state": (
+        "A provider's circuit breaker on a channel: 0 closed, 1 half-open, 2 open.",
+        ("provider", "channel"),
+    ),
+}
+
+
+class RoutingCollector(Collector):
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            name: GaugeMetricFamily(f"{NAMESPACE}_{name}", help, labels=labels)
+            for name, (help, labels) in GAUGES.items()
+        }
+        breakers: dict[tuple[str, str], int] = {}
+        for row in self.router.table():
+            labels = [row["provider"], row["channel"], row["country"]]
+            families["routing_score"].add_metric(labels, row["score"])
+            if row["delivered_share"] is not None:
+                families["routing_delivered_share"].add_metric(labels, row["delivered_share"])
+            families["routing_preferred"].add_metric(labels, float(row["preferred"]))
+            breakers[(row["provider"], row["channel"])] = BREAKER_STATES[row["breaker"]]
+        for pair, state in sorted(breakers.items()):
+            families["routing_breaker_state"].add_metric(list(pair), state)
+        yield from families.values()
+
+
+def render(metrics: Metrics, router: Router | None = None) -> bytes:
     """The Prometheus text exposition of every OTPflow metric."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(metrics))
+    if router is not None:
+        registry.register(RoutingCollector(router))
     return generate_latest(registry)

@@ -27,6 +27,7 @@ from otpflow.api.schemas import (
     FeedbackBody,
     FlowOut,
     Ready,
+    RoutingOut,
     VerifyBody,
     block_json,
     body_schema,
@@ -188,6 +189,28 @@ async def lift_block(
     return {"success": True, "message": "block lifted"}
 
 
+# Statistics of the providers every workspace shares (no flow, recipient or workspace in them).
+@router.get(
+    "/v1/routing/stats",
+    tags=["routing"],
+    summary="Adaptive routing's live table: each provider's statistics, score and breaker",
+    response_model=RoutingOut,
+    responses=error_responses(401, 503),
+)
+async def routing_stats(api: Api, workspace: Workspace) -> dict[str, Any]:
+    routing = api.settings.routing
+    try:
+        rows = await run_in_threadpool(api.otp.router.table)
+    except redis.RedisError as exc:
+        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    return {
+        "mode": routing.mode,
+        "policy": routing.policy,
+        "window_seconds": routing.window_seconds,
+        "rows": rows,
+    }
+
+
 @router.get(
     "/v1/otpflow/{request_id}",
     tags=["flows"],
@@ -258,7 +281,7 @@ async def readyz(api: Api) -> JSONResponse:
 )
 async def prometheus_metrics(api: Api) -> Response:
     try:
-        body = await run_in_threadpool(render, api.metrics)
+        body = await run_in_threadpool(render, api.metrics, api.otp.router)
     except redis.RedisError as exc:
         raise ApiError(503, "flow store (Redis) is unreachable") from exc
     return Response(body, media_type=CONTENT_TYPE)

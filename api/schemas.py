@@ -123,6 +123,34 @@ class BlocksOut(BaseModel):
     blocks: list[BlockOut]
 
 
+class RouteRow(BaseModel):
+    """One (provider, channel, country) of the routing statistics' window."""
+
+    provider: str
+    channel: str
+    country: str
+    counts: dict[str, int]
+    delivered_share: float | None
+    error_share: float | None
+    latency_p50_seconds: float | None
+    latency_p90_seconds: float | None
+    conversion: float | None
+    price: float | None
+    score: float
+    factors: dict[str, Any]
+    rank: int
+    preferred: bool
+    configured: bool
+    breaker: str
+
+
+class RoutingOut(BaseModel):
+    mode: str
+    policy: str
+    window_seconds: int
+    rows: list[RouteRow]
+
+
 def block_json(raw: dict[str, str]) -> dict[str, Any]:
     """A stored block as the API shows it."""
     return {

@@ -35,6 +35,7 @@ from otpflow.cli.errors import (
     user_error,
 )
 from otpflow.cli.fraud import add_fraud
+from otpflow.cli.routing import add_routing
 from otpflow.cli.serve import cmd_api, cmd_simulator, cmd_worker
 from otpflow.config.celery import ALL_QUEUES
 from otpflow.config.settings import Settings
@@ -334,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         _add_webhook_secret,
         add_fraud,
+        add_routing,
         _add_demo,
     ):
         add(sub)

@@ -80,14 +80,27 @@ def describe(event: dict[str, Any]) -> Text:
     step = event.get("step")
     at = f"step {step} {event.get('channel', '')}: "
     if kind == "flow_created":
+        reordered = event.get("reordered")
+        if reordered:
+            caller = " -> ".join(reordered.get("caller_order", []))
+            return Text(
+                f"flow created with {event.get('steps')} steps, reordered by measured merit "
+                f"(channelOrder auto; the caller's order: {caller})"
+            )
         return Text(f"flow created with {event.get('steps')} steps")
     if kind == "sent":
-        return Text.assemble(at, ("accepted by ", "cyan"), (str(event.get("provider")), "cyan"))
+        return Text.assemble(
+            at,
+            ("accepted by ", "cyan"),
+            (str(event.get("provider")), "cyan"),
+            route_reason(event.get("route")),
+        )
     if kind == "attempt_failed":
         return Text.assemble(
             at,
             (f"attempt {event.get('attempt')} via {event.get('provider')} failed", "yellow"),
             f" ({event.get('reason')})",
+            route_reason(event.get("route")),
         )
     if kind == "send_error":
         return Text.assemble(at, ("could not be sent", "red"), f" ({event.get('reason')})")
@@ -132,6 +145,24 @@ def describe(event: dict[str, Any]) -> Text:
     if kind == "verify_failed":
         return Text(f"wrong code entered ({event.get('attempts_left')} attempts left)", "yellow")
     return Text(str(kind))
+
+
+def route_reason(route: dict[str, Any] | None) -> str:
+    """Why the provider was chosen, in a few words: "(adaptive: rank 1, score 0.93)"."""
+    if not route:
+        return ""
+    if route.get("kept"):
+        return f" (the step's provider {route.get('rank')})"
+    if route.get("mode") != "adaptive":
+        return f" ({route.get('mode')} order: {route.get('rank')})"
+    said = f"rank {route.get('rank')}, score {route.get('score')}"
+    if route.get("explored"):
+        said += ", exploring"
+    if route.get("probe"):
+        said += ", probing its breaker"
+    if route.get("breaker") == "open":
+        said += ", breaker open"
+    return f" (adaptive for {route.get('country')}: {said})"
 
 
 def _webhook(event: dict[str, Any]) -> Text:

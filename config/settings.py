@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from otpflow.config.fraud import FraudSettings
+from otpflow.config.routing import RoutingSettings
 from otpflow.config.values import split_csv
 
 DEV_SECRET = "otpflow-development-secret-change-me"
@@ -189,6 +190,7 @@ class Settings(BaseSettings):
     limits: Limits = Limits()
     fraud: FraudSettings = FraudSettings()
     routes: RoutesSettings = RoutesSettings()
+    routing: RoutingSettings = RoutingSettings()
 
     flow_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long flow state is kept in Redis."

@@ -82,6 +82,10 @@ _NUMBER_TYPES = {
 }
 
 
+# the country of a recipient that has none (an email address): ISO 3166's "unknown"
+NO_COUNTRY = "ZZ"
+
+
 @dataclass(frozen=True)
 class PhoneFacts:
     """What the fraud guard knows of a number: E.164, its region (ISO 3166 alpha-2, or

@@ -112,6 +112,28 @@ def fraud_blocks(workspace: str) -> str:
     return f"{PREFIX}:fraud:{workspace}:blocks"
 
 
+# Adaptive routing (see otpflow.flow.routing): statistics per provider, channel and country,
+# in buckets of a sliding window; the circuit breakers; the provider each channel prefers.
+
+
+def routing_stats(bucket: int) -> str:
+    """Hash: one bucket of the routing statistics (``<provider>|<channel>|<country>|<counter>``
+    -> count); ``bucket`` is Redis time // the bucket's width. Expires a window after it."""
+    return f"{PREFIX}:routing:stats:{bucket}"
+
+
+def routing_breakers() -> str:
+    """Hash: each (provider, channel)'s circuit breaker, ``<provider>|<channel>|<field>``
+    (state, since, opened, ok, err, window, probes); expires a day after its last write."""
+    return f"{PREFIX}:routing:breakers"
+
+
+def routing_leaders() -> str:
+    """Hash: ``<channel>|<country>`` -> the provider preferred there (it changes only when
+    another scores clearly better); expires a window after its last change."""
+    return f"{PREFIX}:routing:leaders"
+
+
 def timers() -> str:
     """Sorted set: every timer, scored by when it is due (Redis time), taken by the workers'
     timer loop. A step's timer is ``<flow_id>:<step>``; a task to publish later (a retry with

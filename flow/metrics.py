@@ -66,6 +66,11 @@ METRICS: dict[str, Metric] = {
         ("event", "result"),
     ),
     "verifications": Metric("counter", "Codes entered, by result.", ("result",)),
+    "routing_preferred_changes": Metric(
+        "counter",
+        "Times adaptive routing changed the provider it prefers for a channel and country.",
+        ("channel", "country"),
+    ),
     "fraud_blocked": Metric(
         "counter",
         "Flows the fraud guard refused (enforce), pretended to send (shadow) or would have "

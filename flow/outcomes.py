@@ -36,6 +36,8 @@ class Claim(Outcome):
 
     request: FlowRequest | None = None
     code: str | None = None
+    # the order of the step's providers, if an earlier attempt chose it
+    route: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

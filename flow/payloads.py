@@ -30,6 +30,7 @@ from pydantic import (
 from otpflow.flow.fields import (
     CODE_PATTERN,
     LANGUAGE_PATTERN,
+    NO_COUNTRY,
     ONE_LINE_PATTERN,
     CallerUrl,
     PhoneNumber,
@@ -37,6 +38,7 @@ from otpflow.flow.fields import (
     ShortText,
     Url,
     email_limit_key,
+    phone_facts,
     phone_limit_key,
 )
 
@@ -56,6 +58,11 @@ class Payload(BaseModel):
     def limit_key(self) -> str:
         """The recipient as per-recipient limits count it: one person, however written."""
 
+    @property
+    def country(self) -> str:
+        """The recipient's country (ISO 3166 alpha-2) as routing counts it; ``ZZ`` if none."""
+        return NO_COUNTRY
+
     def text_fields(self) -> list[str]:
         """Message text in this payload, so tests and log checks know what must never leak."""
         return []
@@ -73,6 +80,10 @@ class PhonePayload(Payload):
     @property
     def limit_key(self) -> str:
         return phone_limit_key(self.recipient)
+
+    @property
+    def country(self) -> str:
+        return phone_facts(self.recipient).region
 
 
 class SmsPayload(PhonePayload):
@@ -210,6 +221,10 @@ class WhatsAppCampaignInteractivePayload(Payload):
     @property
     def limit_key(self) -> str:
         return phone_limit_key(self.to)
+
+    @property
+    def country(self) -> str:
+        return phone_facts(self.to).region
 
     def text_fields(self) -> list[str]:
         return _interactive_texts(self.interactive)

@@ -2,9 +2,11 @@
 
 A transition script (every one that changes a flow) runs after the prelude: the tables
 rendered from :mod:`otpflow.flow.states` (``STEP``, ``FLOW``, ``FLOW_ENDED``, ``DLR_POLICY``),
-the metrics' helpers (:func:`otpflow.flow.metrics.lua_prelude`) and ``prelude.lua``. Each
-file opens with a comment naming its ``KEYS`` and ``ARGV``; every key is named in
-:mod:`otpflow.flow.keys` and passed in, never built inside a script.
+the metrics' helpers (:func:`otpflow.flow.metrics.lua_prelude`), routing's statistics and
+breakers (:func:`otpflow.flow.routing.lua_prelude` and ``routing.lua``) and ``prelude.lua``.
+Each file opens with a comment naming its ``KEYS`` and ``ARGV``; every key is named in
+:mod:`otpflow.flow.keys` and passed in, never built inside a script, but for one: a routing
+statistics bucket is named by Redis's clock, so its prefix is rendered from ``keys``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from importlib.resources import files
 from redis import Redis
 from redis.commands.core import Script
 
-from otpflow.flow import metrics
+from otpflow.config.routing import RoutingSettings
+from otpflow.flow import metrics, routing
 from otpflow.flow.states import (
     FLOW_TRANSITIONS,
     STEP_TRANSITIONS,
@@ -48,22 +51,33 @@ def source(name: str) -> str:
 
 
 @cache
-def prelude() -> str:
+def _tables() -> str:
     return (
         lua_table("STEP", STEP_TRANSITIONS)
         + lua_table("FLOW", FLOW_TRANSITIONS)
         + lua_set("FLOW_ENDED", TERMINAL_FLOW)
         + lua_dlr_policy()
         + metrics.lua_prelude()
-        + source("prelude")
     )
 
 
-def register(redis: Redis) -> dict[str, Script]:
-    """Every script, registered on this client, by name."""
-    scripts = {name: prelude() + source(name) for name in TRANSITIONS}
+def _routing(settings: RoutingSettings) -> str:
+    return routing.lua_prelude(settings) + source("routing")
+
+
+def prelude(settings: RoutingSettings | None = None) -> str:
+    return _tables() + _routing(settings or RoutingSettings()) + source("prelude")
+
+
+def register(redis: Redis, settings: RoutingSettings | None = None) -> dict[str, Script]:
+    """Every script, registered on this client, by name; routing's constants (window,
+    breaker thresholds) are rendered in from ``settings``."""
+    settings = settings or RoutingSettings()
+    head = prelude(settings)
+    scripts = {name: head + source(name) for name in TRANSITIONS}
     scripts["create"] = source("create") + "return create(KEYS, ARGV)\n"
     scripts["submit"] = source("admit") + source("create") + source("fraud") + source("submit")
-    for name in ("take_due", "later", "release_active", "converted"):
+    for name in ("take_due", "later", "release_active"):
         scripts[name] = source(name)
+    scripts["converted"] = _routing(settings) + source("converted")
     return {name: redis.register_script(text) for name, text in scripts.items()}

@@ -26,6 +26,7 @@ from typing import Any
 
 from redis import Redis
 
+from otpflow.config.routing import RoutingSettings
 from otpflow.config.settings import Limits
 from otpflow.flow import keys, scripts
 from otpflow.flow.fraud import Screening
@@ -33,6 +34,7 @@ from otpflow.flow.fraud_store import FraudStore
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer, text
+from otpflow.flow.routing import NO_NOTE, RouteNote
 from otpflow.flow.states import DlrStatus, FlowStatus, Kind
 from otpflow.flow.views import FlowView
 
@@ -63,7 +65,12 @@ class FlowStore:
     """Reads flows and applies transitions; one instance per process, built at the edge."""
 
     def __init__(
-        self, redis: Redis, keyring: Keyring, ttl_seconds: int, grace_seconds: float = 10.0
+        self,
+        redis: Redis,
+        keyring: Keyring,
+        ttl_seconds: int,
+        grace_seconds: float = 10.0,
+        routing: RoutingSettings | None = None,
     ) -> None:
         self.redis = redis
         # names recipients in key names, makes and checks codes (see flow.keyring)
@@ -71,7 +78,8 @@ class FlowStore:
         self.ttl_seconds = ttl_seconds
         # how long a step may stay unclaimed, or a taken timer unfinished, before recovery
         self.grace_seconds = grace_seconds
-        self._scripts = scripts.register(redis)
+        # routing's window and breaker thresholds are rendered into the scripts
+        self._scripts = scripts.register(redis, routing)
         # the fraud guard's counts and blocks (the submit script screens with its arguments)
         self.fraud = FraudStore(redis, self._scripts)
 
@@ -105,8 +113,10 @@ class FlowStore:
         flow_id: str,
         active_keys: tuple[str, ...],
         verify_budget_keys: tuple[str, ...],
+        reordered: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[str | int | float]]:
-        """The keys and arguments of the create script (see :meth:`create`)."""
+        """The keys and arguments of the create script (see :meth:`create`); ``reordered``:
+        what moved the steps of a request with ``channelOrder: auto`` (on its timeline)."""
         wants = set(request.webhook_events) if request.webhook_url else set()
         fields: dict[str, str | int] = {
             "workspace": workspace,
@@ -124,12 +134,15 @@ class FlowStore:
             fields["verify_budget"] = " ".join(verify_budget_keys)
         if request.otp is not None:
             fields["otp_attempts_left"] = request.otp.max_attempts
+        if reordered is not None:
+            fields["reordered"] = json.dumps(reordered)
         for index, step in enumerate(request.steps):
             fields[f"s{index}:channel"] = step.channel
             fields[f"s{index}:message_type"] = step.message_type
             fields[f"s{index}:timeout"] = step.timeout
             fields[f"s{index}:status"] = "pending"
             fields[f"s{index}:attempts"] = 0
+            fields[f"s{index}:country"] = step.data.country
             if getattr(step.data, "post_back_url", None):
                 fields[f"s{index}:relay"] = 1
         return (
@@ -174,6 +187,7 @@ class FlowStore:
         limits: Limits,
         active_ttl: int,
         screening: Screening | None = None,
+        reordered: dict[str, Any] | None = None,
     ) -> Outcome:
         """Screen a new flow for fraud (see :mod:`.fraud`), check and take the abuse limits
         of a new flow for every recipient and, if they allow it, store the flow (as
@@ -204,7 +218,9 @@ class FlowStore:
         ]
         active = () if request.allow_concurrent else tuple(group[1] for group in per_recipient)
         budgets = tuple(group[3] for group in per_recipient)
-        create_keys, create_args = self._creation(workspace, request, flow_id, active, budgets)
+        create_keys, create_args = self._creation(
+            workspace, request, flow_id, active, budgets, reordered
+        )
         fraud_keys, fraud_args = self.fraud.arguments(workspace, flow_id, screening)
         raw = self._scripts["submit"](
             keys=[*create_keys, *fraud_keys, *(key for group in per_recipient for key in group)],
@@ -361,33 +377,60 @@ class FlowStore:
         kind, detail = (text(item) for item in raw[:2])
         if kind != Kind.CLAIMED:
             return Claim(Kind(kind), detail)
-        raw_request, code_check, fingerprint = (text(item) for item in raw[3:6])
+        raw_request, code_check, fingerprint, route = (text(item) for item in raw[3:7])
         request = FlowRequest.parse(json.loads(raw_request)) if raw_request else None
         code = None
         if request is not None and request.otp is not None and code_check:
             self._same_keys(flow_id, fingerprint)
             # made again from the flow's id: Redis holds only its HMAC, while it may be used
             code = self.keyring.code(flow_id, request.otp.length)
-        return Claim(Kind.CLAIMED, detail, request=request, code=code)
+        return Claim(Kind.CLAIMED, detail, request=request, code=code, route=tuple(route.split()))
 
     def accepted(
-        self, flow_id: str, step: int, provider: str, message_id: str, timeout: int
+        self,
+        flow_id: str,
+        step: int,
+        provider: str,
+        message_id: str,
+        timeout: int,
+        note: RouteNote = NO_NOTE,
     ) -> Outcome:
-        """The provider accepted the step (counted in ``provider_sends``): ``sent`` with the
-        timer's due time as detail; ``ignored`` if a report or a timer ended it meanwhile."""
-        return self._run("accepted", flow_id, step, provider, message_id, timeout)
+        """The provider accepted the step (counted in ``provider_sends`` and the routing
+        statistics; ``note``, why it was chosen, goes on the timeline: :meth:`Route.note`):
+        ``sent`` with the timer's due time as detail; ``ignored`` if a report or a timer ended
+        it meanwhile."""
+        return self._run("accepted", flow_id, step, provider, message_id, timeout, *note)
 
     def attempt_failed(
-        self, flow_id: str, step: int, provider: str, reason: str, attempt: int
+        self,
+        flow_id: str,
+        step: int,
+        provider: str,
+        reason: str,
+        attempt: int,
+        failure: str = "error",
+        note: RouteNote = NO_NOTE,
     ) -> Outcome:
-        """Put a failed provider attempt on the timeline (the step goes on)."""
-        return self._run("attempt_failed", flow_id, step, provider, reason, attempt)
+        """Put a failed provider attempt on the timeline (the step goes on). ``failure`` is
+        its routing counter: ``error``, ``timeout``, or ``rejected`` (this message's own
+        fault: no mark against the provider's breaker)."""
+        args = (step, provider, reason, attempt, failure, *note)
+        return self._run("attempt_failed", flow_id, *args)
 
-    def send_error(self, flow_id: str, step: int, provider: str, reason: str) -> Outcome:
+    def send_error(
+        self,
+        flow_id: str,
+        step: int,
+        provider: str,
+        reason: str,
+        failure: str = "",
+        note: RouteNote = NO_NOTE,
+    ) -> Outcome:
         """The step could not be sent: the flow moves on at once, ``switched`` (to the step in
         detail) or ``exhausted``; ``error`` if it had already moved on, ``ignored`` if the step
-        had already ended."""
-        return self._run("send_error", flow_id, step, provider, reason)
+        had already ended. ``failure``: the routing counter of ``provider``'s attempt, if no
+        :meth:`attempt_failed` counted it."""
+        return self._run("send_error", flow_id, step, provider, reason, failure, *note)
 
     def record_dlr(
         self,

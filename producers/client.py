@@ -29,6 +29,7 @@ from otpflow.flow.fraud import Screening, screening
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
 from otpflow.flow.outcomes import FlowDiscarded, Outcome
+from otpflow.flow.router import Router
 from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.flow.views import FlowView
@@ -76,7 +77,11 @@ class OtpflowClient:
             Keyring.from_secret(settings.secret.get_secret_value()),
             settings.flow_ttl_seconds,
             settings.recovery_grace_seconds,
+            settings.routing,
         )
+        # orders the steps of a request that asks for it (channelOrder auto); the API's
+        # routing table and gauges
+        self.router = Router(self.redis, settings.routing, settings.routes)
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
         # what a cancel, a verify or a delivery report sets in motion
         self.tasks = Tasks(
@@ -153,8 +158,18 @@ class OtpflowClient:
         # midway leaves at most an unconfirmed flow, which its step-0 timer discards.
         rules = self.settings.fraud.for_workspace(workspace)
         screened = screening(self.store.keyring, rules, flow)
+        reordered = None
+        if flow.channel_order == "auto":
+            flow, reordered = self.router.reorder(flow)
         admitted = self.store.submit(
-            flow_id, workspace, flow, recipients, limits, self._active_ttl(flow), screened
+            flow_id,
+            workspace,
+            flow,
+            recipients,
+            limits,
+            self._active_ttl(flow),
+            screened,
+            reordered,
         )
         if admitted.kind in (Kind.FRAUD_REFUSED, Kind.FRAUD_SHADOWED):
             logger.info(

@@ -29,17 +29,22 @@ class Rule(BaseModel):
     action: Action
     delay_ms: int | None = Field(default=None, ge=0)
     delay_ms_max: int | None = Field(default=None, ge=0)
-    # "deliver" delivers this share of messages and fails the rest
+    # "deliver" delivers this share of messages; the rest fail, or with ``lost`` vanish
+    # without any report (a degraded route seldom says so)
     deliver_share: float | None = Field(default=None, ge=0, le=1)
+    lost: bool = False
     accept_delay_ms: int = Field(default=0, ge=0)
     status: str | None = Field(default=None, min_length=1)
 
     def drawn(self, rng: random.Random, default_delay_ms: int) -> tuple[str, int]:
-        """For one message: "delivered" or "failed" (by ``deliver_share``), and its delay."""
+        """For one message: "delivered", "failed" or "lost" (by ``deliver_share`` and
+        ``lost``), and its delay."""
         low = self.delay_ms if self.delay_ms is not None else default_delay_ms
         delay = rng.randint(low, max(low, self.delay_ms_max)) if self.delay_ms_max else low
         share = 1.0 if self.deliver_share is None else self.deliver_share
-        return ("delivered" if rng.random() < share else "failed"), delay
+        if rng.random() < share:
+            return "delivered", delay
+        return ("lost" if self.lost else "failed"), delay
 
     def postback_status(
         self, delivered: str = "delivered", failed: str = "failed", drawn: str = "delivered"
@@ -49,7 +54,7 @@ class Rule(BaseModel):
         ``delivered`` and ``failed`` are the provider's own words (Zixflow's by default, e.g.
         MessageFlow says "Delivered"/"Undelivered"); a rule's ``status`` is used as given.
         """
-        if self.action in ("never", "reject", "error"):
+        if self.action in ("never", "reject", "error") or drawn == "lost":
             return None
         if self.status is not None:
             return self.status

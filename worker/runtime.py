@@ -15,6 +15,8 @@ from otpflow.config.settings import Settings
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics
+from otpflow.flow.router import Router
+from otpflow.flow.routing import Route
 from otpflow.flow.signing import dlr_token
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.providers import Callback, Provider, build_providers
@@ -50,7 +52,12 @@ class Runtime:
             Keyring.from_secret(settings.secret.get_secret_value()),
             settings.flow_ttl_seconds,
             settings.recovery_grace_seconds,
+            settings.routing,
         )
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.redis, self.settings.routing, self.settings.routes)
 
     @cached_property
     def tasks(self) -> Tasks:
@@ -85,13 +92,13 @@ class Runtime:
     def secret(self) -> str:
         return self.settings.secret.get_secret_value()
 
-    def route(self, channel: str) -> list[Provider]:
-        """The providers of a channel in failover order."""
-        return [
-            self.providers[name]
-            for name in self.settings.routes.for_channel(channel)
-            if name in self.providers
-        ]
+    def route(self, channel: str, country: str, chosen: tuple[str, ...] = ()) -> Route:
+        """The providers one message tries, in order (the router's choice, or ``chosen``: the
+        order an earlier attempt of the step chose)."""
+        if chosen:
+            kept = tuple(name for name in chosen if name in self.providers)
+            return Route(kept, tuple({"rank": n, "kept": True} for n in range(1, len(kept) + 1)))
+        return self.router.route(channel, country, list(self.providers))
 
     def callback(self, provider: str, flow_id: str, step: int) -> Callback:
         token = dlr_token(self.secret, provider, flow_id, step)

@@ -23,12 +23,14 @@ from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEN
 from otpflow.flow.contract import Tasks
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.outcomes import Claim
+from otpflow.flow.routing import NO_NOTE, RouteNote
 from otpflow.flow.states import DlrStatus, Kind
 from otpflow.providers import Provider
 from otpflow.providers.errors import (
     AmbiguousSend,
     PermanentProviderError,
     ProviderError,
+    ProviderRejected,
     TransientProviderError,
 )
 from otpflow.worker.runtime import Runtime
@@ -70,37 +72,50 @@ def send_step(
     spec = _step_to_send(rt, enqueue, flow_id, step, claim.request, claim.code)
     if isinstance(spec, str):
         return spec
-    providers = rt.route(spec.channel)
-    if provider_index >= len(providers):
+    route = rt.route(spec.channel, spec.data.country, claim.route)
+    if provider_index >= len(route.providers):
         reason = f"no provider configured for {spec.channel}"
         _step_failed(rt, enqueue, flow_id, step, "", reason)
         return "no_provider"
-    provider = providers[provider_index]
+    provider = rt.providers[route.providers[provider_index]]
+    note = route.note(provider_index)  # why this provider: on the step's timeline
     try:
         message_id = _send_counted(rt, provider, spec, flow_id, step)
     except AmbiguousSend as exc:
         # the provider may have the message: at most once, so the next channel covers it
-        _step_failed(rt, enqueue, flow_id, step, provider.name, exc.reason)
+        _step_failed(rt, enqueue, flow_id, step, provider.name, exc.reason, exc, note)
         return "ambiguous"
     except ProviderError as exc:
-        rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt)
+        failure = routing_failure(exc)
+        rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt, failure, note)
         return _after_failed_attempt(
             rt,
             enqueue,
             flow_id,
             step,
             (attempt, provider_index, provider_attempt),
-            len(providers),
+            len(route.providers),
             exc,
             claim.number + time.monotonic() - claimed,
         )
     # the same transition writes the step's timer: its DLR timeout is now in Redis
-    outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout)
+    outcome = rt.store.accepted(flow_id, step, provider.name, message_id, spec.timeout, note)
     if outcome.kind == Kind.SENT and provider.accepted_is_delivered:
         delivered = rt.store.record_dlr(flow_id, step, DlrStatus.DELIVERED, provider.name)
         enqueue.follow_up(delivered, flow_id, step)
         return delivered.kind
     return outcome.kind
+
+
+def routing_failure(exc: ProviderError) -> str:
+    """The routing counter of a failed attempt: ``timeout`` (no answer: the provider may have
+    the message), ``rejected`` (this message refused: no mark against the provider's health)
+    or ``error``."""
+    if isinstance(exc, AmbiguousSend):
+        return "timeout"
+    if isinstance(exc, ProviderRejected):
+        return "rejected"
+    return "error"
 
 
 def _claim(rt: Runtime, flow_id: str, step: int, attempt: int) -> Claim:
@@ -149,10 +164,20 @@ def _render(spec: Step, code: str) -> Step | None:
 
 
 def _step_failed(
-    rt: Runtime, enqueue: Tasks, flow_id: str, step: int, provider: str, reason: str
+    rt: Runtime,
+    enqueue: Tasks,
+    flow_id: str,
+    step: int,
+    provider: str,
+    reason: str,
+    attempt: ProviderError | None = None,
+    note: RouteNote = NO_NOTE,
 ) -> None:
-    """The step cannot be sent: the flow moves on to its next channel now."""
-    enqueue.follow_up(rt.store.send_error(flow_id, step, provider, reason), flow_id, step)
+    """The step cannot be sent: the flow moves on to its next channel now. ``attempt``: the
+    provider's failed attempt, if no ``attempt_failed`` counted it."""
+    failure = routing_failure(attempt) if attempt is not None else ""
+    outcome = rt.store.send_error(flow_id, step, provider, reason, failure, note)
+    enqueue.follow_up(outcome, flow_id, step)
 
 
 def _send_counted(rt: Runtime, provider: Provider, spec: Step, flow_id: str, step: int) -> str:

@@ -20,7 +20,10 @@ if status == 'sent' or status == 'sending' then
     return {'not_due', tostring(deadline - NOW)}
   end
   step_to(i, 'deadline')
-  if status == 'sent' then return advance(i, 'timeout') end
+  if status == 'sent' then
+    route_step(i, sget(i, 'provider'), 'expired')
+    return advance(i, 'timeout')
+  end
   -- its send task vanished mid-send: never sent again, the next channel covers it
   sset(i, 'reason', 'send_lease_expired')
   return advance(i, 'send_lease_expired')

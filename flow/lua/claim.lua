@@ -30,7 +30,8 @@ elseif sget(i, 'status') ~= 'sending' or tonumber(sget(i, 'attempts')) ~= attemp
 end
 sset(i, 'attempts', attempt)
 -- How long the step has been sending, by Redis time (its send budget is measured on it), and
--- what the send needs (the request and the code), in this same round trip.
+-- what the send needs (the request, the code, the order of its providers if an earlier
+-- attempt chose it), in this same round trip.
 return {'claimed', tostring(NOW - tonumber(sget(i, 'claimed_at'))), '0',
         redis.call('GET', REQUEST_KEY) or '', redis.call('GET', CODE_KEY) or '',
-        get('keyring') or ''}
+        get('keyring') or '', sget(i, 'route') or ''}

@@ -24,7 +24,10 @@ local function create(KEYS, ARGV)
   redis.call('HSET', FLOW_KEY, unpack(hash))
   redis.call('EXPIRE', FLOW_KEY, ttl)
   redis.call('SET', REQUEST_KEY, request, 'EX', ttl)
-  redis.call('RPUSH', EVENTS_KEY, cjson.encode({type = 'flow_created', ts = now, steps = steps}))
+  local created = {type = 'flow_created', ts = now, steps = steps}
+  -- channelOrder auto moved the caller's steps: the order they came in, and why
+  if fields.reordered then created.reordered = cjson.decode(fields.reordered) end
+  redis.call('RPUSH', EVENTS_KEY, cjson.encode(created))
   redis.call('EXPIRE', EVENTS_KEY, ttl)
   if code ~= '' then redis.call('SET', CODE_KEY, code, 'EX', code_ttl) end
   redis.call('ZADD', TIMERS_KEY, now + grace, flow_id .. ':0')

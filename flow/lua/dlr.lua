@@ -37,8 +37,17 @@ if step_event ~= '' and not sget(i, 'final_dlr_at') and sent_at then
   sset(i, 'final_dlr_at', NOW)
   local outcome = 'failed'
   if step_event == 'dlr_delivered' then outcome = 'delivered' end
+  local latency = math.max(NOW - sent_at, 0)
   observe_latency('channel=' .. sget(i, 'channel') .. '|provider=' .. provider
-                  .. '|outcome=' .. outcome, math.max(NOW - sent_at, 0))
+                  .. '|outcome=' .. outcome, latency)
+  -- routing: what the step's provider did while the step ran (a timeout counted the rest)
+  local running = before == 'sending' or before == 'sent'
+  if outcome == 'delivered' then
+    route_step(i, provider, running and 'delivered' or 'late')
+    route_latency(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', latency)
+  elseif running then
+    route_step(i, provider, 'failed')
+  end
 end
 local flow_status = get('status')
 local ev = {type = 'dlr', step = i, channel = sget(i, 'channel'), provider = provider, status = dlr}

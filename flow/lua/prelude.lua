@@ -1,5 +1,5 @@
 -- What every transition script starts with (after the tables rendered from flow/states.py
--- and flow/metrics.py: STEP, FLOW, FLOW_ENDED, count, observe_latency).
+-- and flow/metrics.py: STEP, FLOW, FLOW_ENDED, count, observe_latency; and routing.lua).
 -- KEYS: the flow, its events, the timers index, its request, the metrics, the claimed-through
 -- mark, its code's HMAC, its kept reports, its confirmation wake-up (flow/keys.py); a
 -- script's own keys from KEYS[10]. ARGV[1]: the flow id, ARGV[2]: the TTL, ARGV[3]: the
@@ -108,6 +108,19 @@ local function advance(i, reason)
   close_steps()
   event({type = 'flow_failed', step = i, status = from_status, reason = reason})
   return ended('exhausted', '')
+end
+
+-- Routing statistics of step i's (provider, channel, country): see routing.lua.
+local function route_step(i, provider, counter)
+  route_count(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', counter)
+end
+
+-- Why step i's provider was chosen (the worker's router, as JSON), for its timeline event;
+-- the step keeps the order of its providers ('a b') for its later attempts (claim.lua).
+local function route_note(i, order, why)
+  if order ~= '' and not sget(i, 'route') then sset(i, 'route', order) end
+  if why ~= '' then return cjson.decode(why) end
+  return nil
 end
 
 if redis.call('EXISTS', FLOW_KEY) == 0 then return {'missing', ''} end

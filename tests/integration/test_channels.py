@@ -249,6 +249,8 @@ def failover_system(
         env={
             "OTPFLOW_ROUTES__SMS": "zixflow,messageflow",
             "OTPFLOW_PROVIDERS__ZIXFLOW__BASE_URL": f"http://127.0.0.1:{down.port}",
+            # failover in the configured order (adaptive routing explores: test_routing.py)
+            "OTPFLOW_ROUTING__MODE": "static",
         },
     )
     yield running, down

@@ -114,6 +114,15 @@ def test_a_share_is_delivered_and_the_rest_fail_after_a_drawn_delay() -> None:
     assert {plain.drawn(rng, 200) for _ in range(50)} == {("delivered", 50)}
 
 
+def test_a_lost_share_gets_no_report() -> None:
+    [rule] = parse_rules([{"action": "deliver", "deliver_share": 0.3, "lost": True}])
+    rng = random.Random(16)
+    outcomes = [rule.drawn(rng, 200)[0] for _ in range(1000)]
+    assert set(outcomes) == {"delivered", "lost"}
+    statuses = {rule.postback_status(drawn=outcome) for outcome in outcomes}
+    assert statuses == {"delivered", None}
+
+
 def test_a_prefix_is_digits() -> None:
     with pytest.raises(ValidationError):
         parse_rules([{"action": "fail", "prefix": "+91"}])

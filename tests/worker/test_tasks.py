@@ -54,6 +54,8 @@ def runtime(redis_client: redis.Redis, routes: str, *providers: ScriptedProvider
         secret="tasks-test-secret-0123456789abcdef",
         public_url="https://otp.example/",
         send_budget_seconds=20,
+        # the configured order, every time (no data yet), unless a test explores
+        routing={"exploration_share": 0},
     )
     rt = Runtime(settings)
     rt.__dict__["redis"] = redis_client
@@ -257,6 +259,28 @@ def test_a_failing_provider_gets_its_attempts_then_the_next_one_takes_over(
     assert enqueue.provider_attempts == [2, 3, 1]
     assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) == "sent"
     assert len(p1.calls) == 3 and len(p2.calls) == 1
+
+
+def test_a_step_keeps_the_order_its_first_attempt_chose_and_says_why(
+    redis_client: redis.Redis, enqueue: RecordingTasks
+) -> None:
+    down = ProviderUnavailable("p1", "provider error (500)")
+    p1, p2 = ScriptedProvider("p1", [down, "msg-1"]), ScriptedProvider("p2", ["msg-2"])
+    rt = runtime(redis_client, "p1,p2", p1, p2)
+    flow_id = start(rt)
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"
+    # meanwhile the router would put p2 first for every message
+    redis_client.hset(keys.routing_leaders(), "sms|IN", "p2")
+    rt.router.snapshot(fresh=True)
+    assert rt.router.route("sms", "IN", ["p1", "p2"]).providers[0] == "p2"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "sent"
+    assert len(p1.calls) == 2 and p2.calls == []
+    view = rt.store.get(flow_id)
+    assert view is not None
+    failed, sent = (e for e in view.events if e["type"] in ("attempt_failed", "sent"))
+    assert failed["route"]["mode"] == "adaptive" and failed["route"]["rank"] == 1
+    assert failed["route"]["country"] == "IN" and failed["route"]["explored"] is False
+    assert sent["route"] == {"rank": 1, "kept": True}
 
 
 def test_the_last_provider_keeps_trying_within_the_budget(

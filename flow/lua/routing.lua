@@ -1,0 +1,76 @@
+-- Adaptive routing's statistics and circuit breakers (otpflow.flow.routing reads them), kept
+-- by the transitions that already run. Its constants come first (flow.routing.lua_prelude).
+-- No KEYS or ARGV of its own: a statistics bucket is named by Redis's clock, from
+-- ROUTING_STATS_PREFIX (flow/keys.py); the breakers are ROUTING_BREAKERS_KEY.
+-- Every function takes the time (Redis's) as `now`.
+
+-- One count into the window's current bucket of (provider, channel, country).
+local function route_count(now, provider, channel, country, counter)
+  local key = ROUTING_STATS_PREFIX .. math.floor(now / ROUTING_BUCKET_SECONDS)
+  redis.call('HINCRBY', key, provider .. '|' .. channel .. '|' .. country .. '|' .. counter, 1)
+  redis.call('EXPIRE', key, ROUTING_STATS_TTL)
+end
+
+-- A delivered report's latency, as a count in its latency bucket (lat1, lat2, ...).
+local function route_latency(now, provider, channel, country, seconds)
+  for n, edge in ipairs(ROUTING_LATENCY_EDGES) do
+    if seconds <= edge then
+      route_count(now, provider, channel, country, 'lat' .. n)
+      return
+    end
+  end
+end
+
+-- One send's result for the breaker of (provider, channel): ok (accepted) or not (refused,
+-- unreachable, no answer in time).
+--   closed    -> open       the window's failed share reaches BREAKER_ERROR_SHARE, with at
+--                           least BREAKER_MIN_VOLUME sends counted
+--   open      -> half_open  after its cooldown, which doubles with each reopening
+--   half_open -> closed     BREAKER_PROBES accepted probes in a row (its counts start afresh)
+--   half_open -> open       a failed probe
+-- Results that come while it is open and cooling down (sends begun before it opened, or
+-- sent because every provider was open) prove nothing and are not counted.
+local function breaker_result(now, provider, channel, ok)
+  local key, f = ROUTING_BREAKERS_KEY, provider .. '|' .. channel .. '|'
+  local function bget(name) return redis.call('HGET', key, f .. name) end
+  local state = bget('state') or 'closed'
+  local opened = tonumber(bget('opened') or '0')
+  local since = tonumber(bget('since') or '0')
+  if state == 'open' then
+    local doublings = math.min(math.max(opened - 1, 0), BREAKER_MAX_DOUBLINGS)
+    if now < since + BREAKER_COOLDOWN * 2 ^ doublings then return end
+    state = 'half_open'
+    redis.call('HSET', key, f .. 'state', state, f .. 'since', now, f .. 'probes', 0)
+  end
+  if state == 'half_open' then
+    if not ok then
+      redis.call('HSET', key, f .. 'state', 'open', f .. 'since', now, f .. 'opened', opened + 1)
+    elseif redis.call('HINCRBY', key, f .. 'probes', 1) >= BREAKER_PROBES then
+      redis.call('HSET', key, f .. 'state', 'closed', f .. 'since', now, f .. 'ok', 0,
+                 f .. 'err', 0, f .. 'window', now)
+    end
+    redis.call('EXPIRE', key, BREAKER_TTL)
+    return
+  end
+  local ok_n, err_n = tonumber(bget('ok') or '0'), tonumber(bget('err') or '0')
+  local window = tonumber(bget('window') or '0')
+  if now - window >= BREAKER_WINDOW then
+    -- a new window: the last one's counts weigh half
+    ok_n, err_n = math.floor(ok_n / 2), math.floor(err_n / 2)
+    redis.call('HSET', key, f .. 'window', now)
+    -- closed for a good while: a next opening starts from the base cooldown again
+    if opened > 0 and now - since >= 4 * BREAKER_WINDOW then
+      redis.call('HSET', key, f .. 'opened', 0)
+      opened = 0
+    end
+  end
+  if ok then ok_n = ok_n + 1 else err_n = err_n + 1 end
+  if not ok and ok_n + err_n >= BREAKER_MIN_VOLUME
+      and err_n / (ok_n + err_n) >= BREAKER_ERROR_SHARE then
+    redis.call('HSET', key, f .. 'state', 'open', f .. 'since', now, f .. 'opened', opened + 1,
+               f .. 'ok', 0, f .. 'err', 0)
+  else
+    redis.call('HSET', key, f .. 'state', 'closed', f .. 'ok', ok_n, f .. 'err', err_n)
+  end
+  redis.call('EXPIRE', key, BREAKER_TTL)
+end
