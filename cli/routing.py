@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from otpflow.cli.errors import EXIT_OK, checked_settings
 
@@ -37,34 +36,29 @@ def _seconds(value: float | None) -> str:
 
 
 def print_table(console: Console, mode: str, window: int, rows: list[dict[str, Any]]) -> None:
-    """One row per (channel, country, provider), best first within each channel and country."""
+    """Per channel and country, one line per provider, best first (a table of twelve columns
+    wraps in a terminal)."""
     if not rows:
         console.print(f"routing: {mode}; nothing measured in the last {window} s")
         return
-    table = Table(title=f"routing: {mode}, last {window} s")
-    for column in ("channel", "country", "provider", "rank", "score", "sent", "delivered"):
-        table.add_column(column)
-    for column in ("p50", "p90", "errors", "conversion", "breaker"):
-        table.add_column(column)
+    console.print(f"routing: {mode}, over the last {window} s; * the preferred provider")
+    heading = None
     for row in rows:
+        if (row["channel"], row["country"]) != heading:
+            heading = (row["channel"], row["country"])
+            console.print(f"[bold]{row['channel']} {row['country']}[/bold]")
         counts = row["counts"]
-        mark = " *" if row["preferred"] else ""  # the preferred provider
-        table.add_row(
-            row["channel"],
-            row["country"],
-            row["provider"] + mark,
-            str(row["rank"]),
-            f"{row['score']:.3f}",
-            str(counts.get("sent", 0)),
-            _share(row["delivered_share"]),
-            _seconds(row["latency_p50_seconds"]),
-            _seconds(row["latency_p90_seconds"]),
-            _share(row["error_share"]),
-            _share(row["conversion"]),
-            row["breaker"].replace("_", "-"),
+        mark = " *" if row["preferred"] else ""
+        console.print(
+            f"  {row['rank']}. {row['provider']}{mark}: score {row['score']:.3f}, "
+            f"sent {counts.get('sent', 0)}, delivered {_share(row['delivered_share'])}, "
+            f"p50 {_seconds(row['latency_p50_seconds'])}, "
+            f"p90 {_seconds(row['latency_p90_seconds'])}, "
+            f"errors {_share(row['error_share'])}, conversion {_share(row['conversion'])}, "
+            f"breaker {row['breaker'].replace('_', '-')}",
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
-    console.print("* the preferred provider (README, Routing)")
 
 
 def add_routing(sub: Any) -> None:

@@ -40,7 +40,8 @@ class RoutingSettings(BaseModel):
         default=600,
         ge=15,
         le=24 * 3600,
-        description="how far back the statistics reach (a sliding window)",
+        description="how far back the statistics reach (a sliding window of 15 buckets, "
+        "each weighing half as much every fifth of the window back)",
     )
     policy: RoutingPolicy = Field(
         default="quality",

@@ -22,17 +22,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from redis import Redis
-
-from otpflow.config.routing import WINDOW_BUCKETS, RoutingSettings
+from otpflow.config.routing import RoutingSettings
 from otpflow.config.settings import RoutesSettings
-from otpflow.flow import keys
-from otpflow.flow.metrics import incr_in
 from otpflow.flow.models import FlowRequest
-from otpflow.flow.outcomes import text
 from otpflow.flow.routing import (
     PRIOR_WEIGHT,
     Breaker,
@@ -43,52 +38,7 @@ from otpflow.flow.routing import (
     score,
     speed,
 )
-
-# the preferred providers are kept this long after the last change (refreshed on every read)
-LEADERS_TTL_SECONDS = 7 * 24 * 3600
-
-
-@dataclass
-class Snapshot:
-    """The statistics, breakers and preferred providers as one process last read them."""
-
-    taken: float  # monotonic seconds
-    now: float  # Redis time when read
-    stats: dict[tuple[str, str, str], RouteStats] = field(default_factory=dict)
-    breakers: dict[tuple[str, str], Breaker] = field(default_factory=dict)
-    leaders: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def redis_now(self) -> float:
-        return self.now + time.monotonic() - self.taken
-
-
-def read_snapshot(redis: Redis, settings: RoutingSettings) -> Snapshot:
-    """Every bucket of the window, the breakers and the preferred providers, in one read."""
-    seconds, micros = redis.time()
-    now = seconds + micros / 1e6
-    current = int(now // settings.bucket_seconds)
-    pipe = redis.pipeline(transaction=False)
-    for bucket in range(current - WINDOW_BUCKETS + 1, current + 1):
-        pipe.hgetall(keys.routing_stats(bucket))
-    pipe.hgetall(keys.routing_breakers())
-    pipe.hgetall(keys.routing_leaders())
-    pipe.expire(keys.routing_leaders(), LEADERS_TTL_SECONDS)
-    *buckets, raw_breakers, raw_leaders, _ = pipe.execute()
-    snapshot = Snapshot(time.monotonic(), now)
-    for raw in buckets:
-        for name, value in raw.items():
-            provider, channel, country, counter = text(name).split("|", 3)
-            row = snapshot.stats.setdefault((provider, channel, country), RouteStats())
-            row.add(counter, int(value))
-    fields: dict[tuple[str, str], dict[str, str]] = {}
-    for name, value in raw_breakers.items():
-        provider, channel, what = text(name).split("|", 2)
-        fields.setdefault((provider, channel), {})[what] = text(value)
-    snapshot.breakers = {pair: Breaker.parse(values) for pair, values in fields.items()}
-    for name, value in raw_leaders.items():
-        channel, country = text(name).split("|", 1)
-        snapshot.leaders[(channel, country)] = text(value)
-    return snapshot
+from otpflow.flow.routing_store import RoutingStore, Snapshot
 
 
 class Router:
@@ -96,12 +46,12 @@ class Router:
 
     def __init__(
         self,
-        redis: Redis,
+        store: RoutingStore,
         settings: RoutingSettings,
         routes: RoutesSettings,
         rng: random.Random | None = None,
     ) -> None:
-        self.redis = redis
+        self.store = store
         self.settings = settings
         self.routes = routes
         self.rng = rng or random.Random()
@@ -111,7 +61,7 @@ class Router:
         """The statistics as last read, read again when older than ``refresh_seconds``."""
         last = self._snapshot
         if fresh or last is None or time.monotonic() - last.taken >= self.settings.refresh_seconds:
-            self._snapshot = last = read_snapshot(self.redis, self.settings)
+            self._snapshot = last = self.store.snapshot(self.settings)
         return last
 
     def configured(self, channel: str, available: Sequence[str] | None = None) -> list[str]:
@@ -127,7 +77,12 @@ class Router:
             reasons = tuple({"mode": mode, "rank": n} for n in range(1, len(providers) + 1))
             return Route(tuple(providers), reasons)
         snap = self.snapshot()
-        scores = self.scores(snap, channel, country, providers)
+        # scored once per snapshot: each message then costs a lookup and a draw
+        scores = snap.scored.get((channel, country))
+        if scores is None:
+            scores = snap.scored[(channel, country)] = self.scores(
+                snap, channel, country, providers
+            )
         preferred = self._preferred(snap, channel, country, scores)
         ranked = [preferred, *(s.provider for s in scores if s.provider != preferred)]
         now = snap.redis_now()
@@ -191,12 +146,7 @@ class Router:
             )
         ):
             return leader
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.routing_leaders(), f"{channel}|{country}", best.provider)
-        pipe.expire(keys.routing_leaders(), LEADERS_TTL_SECONDS)
-        if leader is not None:
-            incr_in(pipe, "routing_preferred_changes", channel=channel, country=country)
-        pipe.execute()
+        self.store.prefer(channel, country, best.provider, changed=leader is not None)
         snap.leaders[(channel, country)] = best.provider
         return best.provider
 
@@ -242,7 +192,9 @@ class Router:
 
     def table(self) -> list[dict[str, Any]]:
         """The live statistics, one row per (provider, channel, country) measured in the
-        window, with its score, rank and breaker: what ``GET /v1/routing/stats`` shows."""
+        window, with its score, rank and breaker: what ``GET /v1/routing/stats`` shows.
+        ``counts`` are the window's as counted; the shares, latencies and the score weigh
+        recent buckets more, as routing does."""
         snap = self.snapshot(fresh=True)
         now = snap.redis_now()
         cooldown = self.settings.breaker_cooldown_seconds
@@ -257,13 +209,14 @@ class Router:
             for rank, scored in enumerate(scores, start=1):
                 name = scored.provider
                 stats = snap.stats.get((name, channel, country), RouteStats())
+                counted = snap.totals.get((name, channel, country), RouteStats())
                 breaker = snap.breakers.get((name, channel), Breaker())
                 rows.append(
                     {
                         "provider": name,
                         "channel": channel,
                         "country": country,
-                        "counts": {c: stats[c] for c in sorted(stats.counts)},
+                        "counts": {c: int(counted[c]) for c in sorted(counted.counts)},
                         "delivered_share": _rounded(stats.delivered_share),
                         "error_share": _rounded(stats.error_share),
                         "latency_p50_seconds": _rounded(stats.latency_quantile(0.5)),

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from otpflow.config.routing import RoutingPolicy, RoutingSettings
+from otpflow.config.routing import WINDOW_BUCKETS, RoutingPolicy, RoutingSettings
 from otpflow.flow import keys
 from otpflow.flow.metrics import LATENCY_BUCKETS
 
@@ -69,16 +69,26 @@ BREAKER_WINDOW_SECONDS = 60
 # an open breaker's cooldown doubles with each reopening, up to 2 ** 3 times
 BREAKER_MAX_DOUBLINGS = 3
 BREAKER_STATES = ("closed", "half_open", "open")
+# A bucket's counts weigh half as much every HALF_LIFE_BUCKETS buckets back: a provider that
+# degrades now is seen within a fifth of the window, not after the window has turned over,
+# while the whole window still keeps a provider that gets little traffic measured.
+HALF_LIFE_BUCKETS = WINDOW_BUCKETS / 5
+
+
+def bucket_weight(age: int) -> float:
+    """The weight of a bucket ``age`` buckets before the current one."""
+    return float(0.5 ** (age / HALF_LIFE_BUCKETS))
 
 
 @dataclass
 class RouteStats:
-    """The window's counts of one (provider, channel, country)."""
+    """The window's counts of one (provider, channel, country): as stored, or weighted by
+    their bucket's age (:func:`bucket_weight`)."""
 
-    counts: dict[str, int] = field(default_factory=dict)
-    latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    counts: dict[str, float] = field(default_factory=dict)
+    latency: list[float] = field(default_factory=lambda: [0.0] * len(LATENCY_BUCKETS))
 
-    def add(self, counter: str, value: int) -> None:
+    def add(self, counter: str, value: float) -> None:
         if counter.startswith("lat") and counter[3:].isdigit():  # lat<n>, not late
             index = int(counter[3:]) - 1
             if 0 <= index < len(self.latency):
@@ -86,11 +96,11 @@ class RouteStats:
         else:
             self.counts[counter] = self.counts.get(counter, 0) + value
 
-    def __getitem__(self, counter: str) -> int:
+    def __getitem__(self, counter: str) -> float:
         return self.counts.get(counter, 0)
 
     @property
-    def outcomes(self) -> int:
+    def outcomes(self) -> float:
         """Sends whose fate is known: delivered, failed, expired, or not accepted."""
         return sum(self[c] for c in ("delivered", "failed", "expired", "error", "timeout"))
 
@@ -109,7 +119,7 @@ class RouteStats:
         total = sum(self.latency)
         if total < MIN_LATENCY_SAMPLES:
             return None
-        rank, seen, lower = q * total, 0, 0.0
+        rank, seen, lower = q * total, 0.0, 0.0
         for bound, count in zip(LATENCY_BUCKETS, self.latency, strict=True):
             if count and seen + count >= rank:
                 upper = bound if bound != math.inf else lower * 2 or 1.0
@@ -134,7 +144,7 @@ class Score:
     speed: float
     conversion: float
     price: float
-    outcomes: int
+    outcomes: float
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {
@@ -144,7 +154,7 @@ class Score:
             "speed": round(self.speed, 4),
             "conversion": round(self.conversion, 4),
             "price": round(self.price, 4),
-            "outcomes": self.outcomes,
+            "outcomes": round(self.outcomes, 1),
         }
 
 

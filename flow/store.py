@@ -35,6 +35,7 @@ from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer, text
 from otpflow.flow.routing import NO_NOTE, RouteNote
+from otpflow.flow.routing_store import RoutingStore
 from otpflow.flow.states import DlrStatus, FlowStatus, Kind
 from otpflow.flow.views import FlowView
 
@@ -82,6 +83,8 @@ class FlowStore:
         self._scripts = scripts.register(redis, routing)
         # the fraud guard's counts and blocks (the submit script screens with its arguments)
         self.fraud = FraudStore(redis, self._scripts)
+        # adaptive routing's reads and preferred providers (the transitions keep its counts)
+        self.routing = RoutingStore(redis)
 
     # -- writing -------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ class OtpflowClient:
         )
         # orders the steps of a request that asks for it (channelOrder auto); the API's
         # routing table and gauges
-        self.router = Router(self.redis, settings.routing, settings.routes)
+        self.router = Router(self.store.routing, settings.routing, settings.routes)
         self.celery = celery_app or make_celery(settings, main="otpflow-producer")
         # what a cancel, a verify or a delivery report sets in motion
         self.tasks = Tasks(

@@ -57,7 +57,7 @@ class Runtime:
 
     @cached_property
     def router(self) -> Router:
-        return Router(self.redis, self.settings.routing, self.settings.routes)
+        return Router(self.store.routing, self.settings.routing, self.settings.routes)
 
     @cached_property
     def tasks(self) -> Tasks:

@@ -20,6 +20,7 @@ from rich.console import Console, Group
 
 from otpflow.cli.timeline import (
     COLUMNS,
+    describe,
     event_line,
     relative,
     render_flow,
@@ -397,3 +398,16 @@ def test_a_flow_no_worker_takes_says_so() -> None:
     )
     assert "otpflow worker" not in summary(queued, now=T0 + 1).plain
     assert "is `otpflow worker` running?" in summary(queued, now=T0 + 60).plain
+
+
+def test_a_send_says_why_its_provider_was_chosen() -> None:
+    base = {"type": "sent", "step": 0, "channel": "sms", "provider": "messageflow"}
+    adaptive = {"mode": "adaptive", "country": "IN", "rank": 1, "score": 0.91, "explored": False}
+    assert describe({**base, "route": adaptive}).plain == (
+        "step 0 sms: accepted by messageflow (adaptive for IN: rank 1, score 0.91)"
+    )
+    explored = {**adaptive, "rank": 2, "score": 0.31, "explored": True}
+    assert describe({**base, "route": explored}).plain.endswith("rank 2, score 0.31, exploring)")
+    static = {"mode": "static", "rank": 2}
+    assert describe({**base, "route": static}).plain.endswith("(static order: 2)")
+    assert describe(base).plain == "step 0 sms: accepted by messageflow"  # before routing

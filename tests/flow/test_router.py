@@ -16,6 +16,7 @@ from otpflow.flow.metrics import Metrics, field
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.router import Router
 from otpflow.flow.routing import stats_field
+from otpflow.flow.routing_store import RoutingStore
 
 ROUTES = RoutesSettings(sms=["zixflow", "messageflow"], whatsapp=["zixflow"])
 FAST = {"refresh_seconds": 0.001, "window_seconds": 600}
@@ -25,7 +26,7 @@ def router(
     redis_client: redis.Redis, seed: int = 16, routes: RoutesSettings = ROUTES, **settings: object
 ) -> Router:
     routing = RoutingSettings(**{**FAST, **settings})  # type: ignore[arg-type]
-    return Router(redis_client, routing, routes, random.Random(seed))
+    return Router(RoutingStore(redis_client), routing, routes, random.Random(seed))
 
 
 def add(
@@ -34,10 +35,13 @@ def add(
     counts: dict[str, int],
     channel: str = "sms",
     country: str = "IN",
+    age: int = 0,
 ) -> None:
-    """Counts into the current bucket, as the store's transitions write them."""
+    """Counts into the current bucket (or one ``age`` buckets before it), as the store's
+    transitions write them."""
     seconds, _ = redis_client.time()
-    bucket = keys.routing_stats(int(seconds // RoutingSettings(**FAST).bucket_seconds))  # type: ignore[arg-type]
+    width = RoutingSettings(**FAST).bucket_seconds  # type: ignore[arg-type]
+    bucket = keys.routing_stats(int(seconds // width) - age)
     for counter, value in counts.items():
         redis_client.hincrby(bucket, stats_field(provider, channel, country, counter), value)
 
@@ -82,6 +86,19 @@ def test_a_provider_that_stops_delivering_in_one_country_is_demoted_there_only(
     rows = {(r["provider"], r["country"]): r for r in rt.table()}
     assert rows[("messageflow", "IN")]["preferred"] and rows[("messageflow", "IN")]["rank"] == 1
     assert rows[("zixflow", "IN")]["delivered_share"] == 0.3
+
+
+def test_the_latest_buckets_weigh_most_so_a_degradation_shows_at_once(
+    redis_client: redis.Redis,
+) -> None:
+    rt = router(redis_client, exploration_share=0)
+    for age in range(5, 11):  # an hour of good service, a few minutes ago
+        add(redis_client, "zixflow", {"sent": 100, "delivered": 100, "lat3": 100}, age=age)
+    add(redis_client, "zixflow", {"sent": 100, "delivered": 30, "expired": 70, "lat3": 30})
+    assert set(first_choices(rt, 20)) == {"messageflow"}
+    # as counted, the window still says 90 % delivered
+    (row,) = [r for r in rt.table() if r["provider"] == "zixflow"]
+    assert row["counts"]["delivered"] == 630 and row["delivered_share"] < 0.7
 
 
 def test_the_preferred_provider_changes_only_on_a_clear_margin(redis_client: redis.Redis) -> None:

@@ -13,8 +13,8 @@ from otpflow.config.routing import WINDOW_BUCKETS, RoutingSettings
 from otpflow.flow import keys
 from otpflow.flow.metrics import LATENCY_BUCKETS
 from otpflow.flow.models import FlowRequest
-from otpflow.flow.router import read_snapshot
 from otpflow.flow.routing import PRIOR_DELIVERY, Breaker, RouteStats, score
+from otpflow.flow.routing_store import read_snapshot
 from otpflow.flow.states import DlrStatus
 from otpflow.flow.store import FlowStore
 

@@ -290,3 +290,37 @@ def test_a_flow_that_was_never_accepted_gives_its_messages_back(
         with pytest.raises(ServiceUnavailable):
             otp.send({"messages": [sms_to("919800000001")] * 3})
     otp.send({"messages": [sms_to("919800000001")] * 3})
+
+
+def test_channel_order_auto_reorders_by_merit_and_the_timeline_says_so(
+    redis_client: redis.Redis,
+) -> None:
+    otp = client(redis_client, whatsapp="zixflow")
+    whatsapp = {
+        "channel": "whatsapp",
+        "timeout": 5,
+        "messageType": "custom",
+        "data": {"recipient": "919876543210", "phone_id": "p1", "text": "Code 1"},
+    }
+    body = {"messages": [SMS, whatsapp], "channelOrder": "auto"}
+    # measured: SMS in IN delivers a third, WhatsApp nearly all, quickly
+    seconds, _ = redis_client.time()
+    bucket = keys.routing_stats(int(seconds // otp.settings.routing.bucket_seconds))
+    for field, count in {
+        "zixflow|sms|IN|delivered": 30,
+        "zixflow|sms|IN|expired": 70,
+        "zixflow|whatsapp|IN|delivered": 98,
+        "zixflow|whatsapp|IN|expired": 2,
+        "zixflow|whatsapp|IN|lat2": 98,
+    }.items():
+        redis_client.hset(bucket, field, count)
+    auto = otp.status(otp.send(body, workspace="a"))
+    assert auto is not None
+    assert [step.channel for step in auto.steps] == ["whatsapp", "sms"]
+    (created,) = [e for e in auto.events if e["type"] == "flow_created"]
+    assert created["reordered"]["caller_order"] == ["sms", "whatsapp"]
+    # without it the caller's order is law
+    body["channelOrder"] = "caller"
+    kept = otp.status(otp.send(body, workspace="b"))
+    assert kept is not None and [step.channel for step in kept.steps] == ["sms", "whatsapp"]
+    assert "reordered" not in next(e for e in kept.events if e["type"] == "flow_created")
