@@ -8,8 +8,12 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from otpflow.api.metrics import render
+from otpflow.config.routing import RoutingSettings
+from otpflow.config.settings import RoutesSettings
 from otpflow.flow import keys
 from otpflow.flow.metrics import LATENCY_BUCKETS, METRICS, Metrics, bucket_label, field
+from otpflow.flow.router import Router
+from otpflow.flow.routing_store import RoutingStore
 
 
 def scrape(redis_client: redis.Redis) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -59,3 +63,33 @@ def test_counters_and_a_histogram_from_redis(redis_client: redis.Redis) -> None:
     assert samples["otpflow_dlr_latency_seconds_count"] == {series: 2.0}
     assert samples["otpflow_dlr_latency_seconds_sum"][series] == 3.3
     assert not any(name.startswith("retired") for name in samples)
+
+
+def test_routing_gauges_come_from_the_live_table(redis_client: redis.Redis) -> None:
+    routing = RoutingSettings()
+    router = Router(RoutingStore(redis_client), routing, RoutesSettings(sms=["a", "b"]))
+    seconds, _ = redis_client.time()
+    bucket = keys.routing_stats(int(seconds // routing.bucket_seconds))
+    redis_client.hset(bucket, mapping={"a|sms|IN|delivered": 40, "a|sms|IN|expired": 60})
+    prefix = "b|sms|"
+    redis_client.hset(
+        keys.routing_breakers(),
+        mapping={f"{prefix}state": "open", f"{prefix}since": seconds, f"{prefix}opened": 1},
+    )
+    families = text_string_to_metric_families(render(Metrics(redis_client), router).decode())
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families
+        for sample in family.samples
+    }
+    india = (("channel", "sms"), ("country", "IN"))
+    share = samples[("otpflow_routing_delivered_share", (*india, ("provider", "a")))]
+    assert share == 0.4
+    assert samples[("otpflow_routing_breaker_state", (("channel", "sms"), ("provider", "b")))] == 2
+    assert samples[("otpflow_routing_breaker_state", (("channel", "sms"), ("provider", "a")))] == 0
+    scores = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "otpflow_routing_score"
+    }
+    assert set(scores) == {(*india, ("provider", "a")), (*india, ("provider", "b"))}
