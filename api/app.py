@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
+from otpflow.api import dashboard
 from otpflow.api.body import MAX_BODY_BYTES, LimitBodySize
 from otpflow.api.deps import Services
 from otpflow.api.dlr import DlrIntake
@@ -63,6 +65,8 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
     )
     app.add_middleware(LimitBodySize, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
+    app.include_router(dashboard.router)
+    app.mount(dashboard.STATIC_PATH, StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
 

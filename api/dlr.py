@@ -60,6 +60,7 @@ class DlrIntake:
                 provider_name,
                 report.message_id,
                 raw=body if number == len(reports) else None,
+                provider_status=report.provider_status,
             )
             # a failed report switched the flow (the next send), or a report ended it
             self._tasks.follow_up(outcome, flow_id, step)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from otpflow.cli.dashboard import add_dashboard
 from otpflow.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_NOT_DELIVERED,
@@ -336,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_webhook_secret,
         add_fraud,
         add_routing,
+        add_dashboard,
         _add_demo,
     ):
         add(sub)

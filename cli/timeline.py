@@ -24,6 +24,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from otpflow.flow import story
+from otpflow.flow.story import relative, report_tone
 from otpflow.flow.views import FlowView, StepView
 
 FLOW_STYLE = {
@@ -45,148 +47,13 @@ STEP_STYLE = {
     "pending": "dim",
     "skipped": "dim",
 }
-REPORT_STYLE = {"delivered": "green", "read": "green", "sent": "cyan", "accepted": "cyan"}
 # a flow still queued after this long is probably waiting for a worker nobody started
 NO_WORKER_HINT_SECONDS = 5.0
 
 
-def relative(ts: float | None, start: float) -> str:
-    """The time since ``start`` in at most 7 characters: ``+1.23s``, ``+32.5s``, ``+126s``,
-    ``+16m40s``, ``+2h05m``."""
-    return "-" if ts is None else "+" + duration(ts - start)
-
-
-def duration(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 9.995:
-        return f"{seconds:.2f}s"
-    if seconds < 99.95:
-        return f"{seconds:.1f}s"
-    if seconds < 999.5:
-        return f"{seconds:.0f}s"
-    minutes = round(seconds) // 60
-    if minutes < 60:
-        return f"{minutes}m{round(seconds) % 60:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _report_style(status: str) -> str:
-    return REPORT_STYLE.get(status, "red")
-
-
 def describe(event: dict[str, Any]) -> Text:
-    """One line for one timeline event."""
-    kind = event.get("type")
-    step = event.get("step")
-    at = f"step {step} {event.get('channel', '')}: "
-    if kind == "flow_created":
-        reordered = event.get("reordered")
-        if reordered:
-            caller = " -> ".join(reordered.get("caller_order", []))
-            return Text(
-                f"flow created with {event.get('steps')} steps, reordered by measured merit "
-                f"(channelOrder auto; the caller's order: {caller})"
-            )
-        return Text(f"flow created with {event.get('steps')} steps")
-    if kind == "sent":
-        return Text.assemble(
-            at,
-            ("accepted by ", "cyan"),
-            (str(event.get("provider")), "cyan"),
-            route_reason(event.get("route")),
-        )
-    if kind == "attempt_failed":
-        return Text.assemble(
-            at,
-            (f"attempt {event.get('attempt')} via {event.get('provider')} failed", "yellow"),
-            f" ({event.get('reason')})",
-            route_reason(event.get("route")),
-        )
-    if kind == "send_error":
-        return Text.assemble(at, ("could not be sent", "red"), f" ({event.get('reason')})")
-    if kind == "dlr":
-        status = str(event.get("status"))
-        late = " (late, after the step had ended)" if event.get("late") else ""
-        return Text.assemble(
-            at, "delivery report ", (status, f"bold {_report_style(status)}"), late
-        )
-    if kind == "channel_switch":
-        return Text.assemble(
-            ("switch", "bold yellow"),
-            f" {event.get('channel')} -> {event.get('to_channel')} "
-            f"(step {step} {event.get('status')}: {event.get('reason')})",
-        )
-    if kind == "webhook":
-        return _webhook(event)
-    if kind == "relay":
-        return Text(
-            f"step {step}: {event.get('status')} report relayed to the post_back_url: "
-            f"{event.get('result')}"
-        )
-    if kind == "flow_delivered":
-        late = " (late report)" if event.get("late") else ""
-        return Text.assemble((f"flow delivered by step {step}", "bold green"), late)
-    if kind == "flow_failed":
-        return Text.assemble(("flow failed", "bold red"), f": {event.get('reason')}")
-    if kind == "flow_cancelled":
-        return Text("flow cancelled", style="yellow")
-    if kind == "flow_verified":
-        return Text("code verified: flow verified", style="bold green")
-    if kind in ("fraud_blocked", "fraud_monitored"):
-        said = (
-            "blocked by the fraud guard" if kind == "fraud_blocked" else "fraud guard would block"
-        )
-        return Text.assemble(
-            (said, "bold red" if kind == "fraud_blocked" else "yellow"),
-            f": {event.get('reason')} ({event.get('country')})",
-        )
-    if kind == "feedback":
-        return Text("the caller reported the code verified", style="green")
-    if kind == "verify_failed":
-        return Text(f"wrong code entered ({event.get('attempts_left')} attempts left)", "yellow")
-    return Text(str(kind))
-
-
-def route_reason(route: dict[str, Any] | None) -> str:
-    """Why the provider was chosen, in a few words: "(adaptive: rank 1, score 0.93)"."""
-    if not route:
-        return ""
-    if route.get("kept"):
-        return f" (the step's provider {route.get('rank')})"
-    if route.get("mode") != "adaptive":
-        return f" ({route.get('mode')} order: {route.get('rank')})"
-    said = f"rank {route.get('rank')}, score {route.get('score')}"
-    if route.get("explored"):
-        said += ", exploring"
-    if route.get("probe"):
-        said += ", probing its breaker"
-    if route.get("breaker") == "open":
-        said += ", breaker open"
-    return f" (adaptive for {route.get('country')}: {said})"
-
-
-def _webhook(event: dict[str, Any]) -> Text:
-    name = (
-        f"switch webhook for step {event.get('step')}"
-        if event.get("event") == "channel_switch"
-        else f"{event.get('event')} webhook"
-    )
-    result = str(event.get("result"))
-    attempt = event.get("attempt")
-    if result == "delivered":
-        code = f" (HTTP {event['code']})" if event.get("code") else ""
-        return Text.assemble(f"{name}: ", ("delivered", "green"), code)
-    if result == "retrying":
-        return Text.assemble(
-            f"{name}: ",
-            (f"attempt {attempt} failed", "yellow"),
-            f" ({event.get('reason')}), retrying",
-        )
-    if result == "gave_up":
-        return Text.assemble(
-            f"{name}: ", (f"gave up after attempt {attempt}", "red"), f" ({event.get('reason')})"
-        )
-    return Text.assemble(f"{name}: ", (result, "red"), f" ({event.get('reason')})")
+    """One line for one timeline event (its words: otpflow.flow.story)."""
+    return Text.assemble(*story.describe(event))
 
 
 def event_line(event: dict[str, Any], start: float) -> Table:
@@ -301,7 +168,7 @@ def _cells(step: StepView, start: float) -> dict[str, Text]:
         "sent": Text(relative(step.accepted_at, start)),
         "ended": Text(relative(step.ended_at, start)),
         "timeout": Text(f"{step.timeout}s"),
-        "report": Text(step.dlr, _report_style(step.dlr)) if step.dlr else Text("-"),
+        "report": Text(step.dlr, report_tone(step.dlr)) if step.dlr else Text("-"),
         "reason": Text(step_reason(step)),
     }
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from otpflow.config.dashboard import DashboardSettings
 from otpflow.config.fraud import FraudSettings
 from otpflow.config.routing import RoutingSettings
 from otpflow.config.values import split_csv
@@ -191,6 +192,7 @@ class Settings(BaseSettings):
     fraud: FraudSettings = FraudSettings()
     routes: RoutesSettings = RoutesSettings()
     routing: RoutingSettings = RoutingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     flow_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long flow state is kept in Redis."

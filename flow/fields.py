@@ -82,6 +82,18 @@ _NUMBER_TYPES = {
 }
 
 
+def masked(address: str) -> str:
+    """A recipient as lists may show it: a phone number's country code and last four digits
+    (``+91 •••••• 3210``), an email address's first letter and domain (``a•••@example.org``)."""
+    if "@" in address:
+        local, _, domain = address.rpartition("@")
+        return f"{local[:1]}•••@{domain}"
+    e164 = phone_limit_key(address)
+    code = str(phonenumbers.parse(e164).country_code)
+    hidden = len(e164) - 1 - len(code) - 4
+    return f"+{code} {'•' * max(hidden, 0)} {e164[-4:]}"
+
+
 # the country of a recipient that has none (an email address): ISO 3166's "unknown"
 NO_COUNTRY = "ZZ"
 

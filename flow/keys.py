@@ -134,6 +134,33 @@ def routing_leaders() -> str:
     return f"{PREFIX}:routing:leaders"
 
 
+# The support dashboard (otpflow.api.dashboard): flows found by recipient, a workspace's latest
+# flows, delivery counts in ten-minute buckets, and sign-in sessions.
+
+
+def dashboard_recipient(workspace: str, recipient: str) -> str:
+    """Sorted set: a recipient's flows (``recipient``: Keyring.recipient_id), scored by when
+    each was created; expires with the flows."""
+    return f"{PREFIX}:dash:{workspace}:recipient:{recipient}"
+
+
+def dashboard_recent(workspace: str) -> str:
+    """Sorted set: a workspace's latest flows (a few hundred), scored by when each was created."""
+    return f"{PREFIX}:dash:{workspace}:recent"
+
+
+def dashboard_stats(workspace: str, bucket: int) -> str:
+    """Hash: a workspace's delivery counts in one ten-minute bucket (``bucket``: Redis time //
+    600), ``<what>|<channel>|<provider>|<country>`` -> count; kept eight days."""
+    return f"{PREFIX}:dash:{workspace}:stats:{bucket}"
+
+
+def dashboard_session(token_hash: str) -> str:
+    """Hash: one signed-in dashboard session (workspace, user, role, CSRF token), named by a
+    hash of its cookie; expires with the session."""
+    return f"{PREFIX}:dash:session:{token_hash}"
+
+
 def timers() -> str:
     """Sorted set: every timer, scored by when it is due (Redis time), taken by the workers'
     timer loop. A step's timer is ``<flow_id>:<step>``; a task to publish later (a retry with

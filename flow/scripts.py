@@ -18,7 +18,7 @@ from redis import Redis
 from redis.commands.core import Script
 
 from otpflow.config.routing import RoutingSettings
-from otpflow.flow import metrics, routing
+from otpflow.flow import dashboard_store, metrics, routing
 from otpflow.flow.states import (
     FLOW_TRANSITIONS,
     STEP_TRANSITIONS,
@@ -62,7 +62,12 @@ def _tables() -> str:
 
 
 def _routing(settings: RoutingSettings) -> str:
-    return routing.lua_prelude(settings) + source("routing")
+    return (
+        routing.lua_prelude(settings)
+        + source("routing")
+        + dashboard_store.lua_prelude()
+        + source("dashboard")
+    )
 
 
 def prelude(settings: RoutingSettings | None = None) -> str:

@@ -29,6 +29,8 @@ from redis import Redis
 from otpflow.config.routing import RoutingSettings
 from otpflow.config.settings import Limits
 from otpflow.flow import keys, scripts
+from otpflow.flow.dashboard_store import DashboardStore
+from otpflow.flow.fields import masked
 from otpflow.flow.fraud import Screening
 from otpflow.flow.fraud_store import FraudStore
 from otpflow.flow.keyring import Keyring, KeyringMismatch
@@ -85,6 +87,8 @@ class FlowStore:
         self.fraud = FraudStore(redis, self._scripts)
         # adaptive routing's reads and preferred providers (the transitions keep its counts)
         self.routing = RoutingStore(redis)
+        # the support dashboard's index of flows by recipient, its counts and its sessions
+        self.dashboard = DashboardStore(redis, keyring, ttl_seconds)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -146,6 +150,7 @@ class FlowStore:
             fields[f"s{index}:status"] = "pending"
             fields[f"s{index}:attempts"] = 0
             fields[f"s{index}:country"] = step.data.country
+            fields[f"s{index}:to"] = masked(step.data.address)  # for the dashboard's lists
             if getattr(step.data, "post_back_url", None):
                 fields[f"s{index}:relay"] = 1
         return (
@@ -443,6 +448,7 @@ class FlowStore:
         provider: str,
         message_id: str | None = None,
         raw: Any = None,
+        provider_status: str = "",
     ) -> Recorded:
         """Record a normalised report: ``delivered``; a failed report of the running step moves
         the flow on at once, ``switched`` (to the step in detail) or ``exhausted``; otherwise
@@ -467,6 +473,8 @@ class FlowStore:
             MAX_REPORTS_PER_STEP,
             report,
             MAX_KEPT_REPORTS_PER_STEP,
+            # the provider's own word, on the timeline (a status word: short, one line)
+            " ".join(provider_status.split())[:32],
         )
         # a missing flow answers from the prelude, with two fields
         kind, detail, flag, kept = [*answer, "0", -1][:4]

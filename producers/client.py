@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -183,6 +183,7 @@ class OtpflowClient:
             if idempotency is not None:
                 name, digest = idempotency
                 self.store.keep_idempotency(name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
+            self._index(flow_id, workspace, recipients)
             return flow_id
         if admitted.kind != Kind.OK:
             raise refusal(admitted, limits)
@@ -207,7 +208,16 @@ class OtpflowClient:
         if early:
             # a worker took the first send before this confirmation and let it go: send again
             self.tasks.send(flow_id, 0)
+        self._index(flow_id, workspace, recipients)
         return flow_id
+
+    def _index(self, flow_id: str, workspace: str, recipients: Iterable[str]) -> None:
+        """Let support find an accepted flow by its recipients (the dashboard); the flow is
+        accepted whether or not this lands."""
+        try:
+            self.store.dashboard.index(workspace, flow_id, recipients)
+        except redis.RedisError:
+            logger.warning("flow not indexed for the dashboard", extra={"flow_id": flow_id})
 
     def _active_ttl(self, flow: FlowRequest) -> int:
         """How long a recipient's "flow running" marker may live: the flow's whole budget."""

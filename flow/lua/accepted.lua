@@ -10,6 +10,7 @@ route_step(i, provider, 'sent')
 if get('otp_attempts_left') then route_step(i, provider, 'codes') end
 breaker_result(NOW, provider, sget(i, 'channel'), true)
 sset(i, 'provider', provider)
+dash_step(i, 'sent')
 sset(i, 'message_id', message_id)
 sset(i, 'accepted_at', NOW)
 event({type = 'sent', step = i, channel = sget(i, 'channel'), provider = provider,

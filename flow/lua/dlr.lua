@@ -2,7 +2,8 @@
 -- A transition: runs after the prelude (prelude.lua), with its KEYS and ARGV[1-3].
 -- ARGV[4]: the step, ARGV[5]: the status (what it does: DLR_POLICY), ARGV[6]: the provider,
 -- ARGV[7]: its message id, ARGV[8]: the most reports a step records, ARGV[9]: the raw report
--- to keep for relaying ('' for none), ARGV[10]: the most a step keeps.
+-- to keep for relaying ('' for none), ARGV[10]: the most a step keeps, ARGV[11]: the
+-- provider's own status word ('' if none).
 -- Returned fourth: the index of the kept raw report, or -1.
 local i, dlr, provider = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local message_id, max_reports = ARGV[7], tonumber(ARGV[8])
@@ -51,6 +52,7 @@ if step_event ~= '' and not sget(i, 'final_dlr_at') and sent_at then
 end
 local flow_status = get('status')
 local ev = {type = 'dlr', step = i, channel = sget(i, 'channel'), provider = provider, status = dlr}
+if ARGV[11] and ARGV[11] ~= '' then ev.provider_status = ARGV[11] end
 if step_event == '' then
   event(ev)
   return {'recorded', ''}
@@ -62,6 +64,7 @@ if not step_status then
   event(ev)
   if step_event == 'dlr_delivered' and flow_to('deliver') then
     redis.call('HSET', FLOW_KEY, 'delivered_step', i)
+    dash_delivered(i)
     close_steps()
     event({type = 'flow_delivered', step = i, late = true})
     return ended('delivered', 'late')
@@ -72,6 +75,7 @@ event(ev)
 if step_status == 'delivered' then
   if flow_to('deliver') then
     redis.call('HSET', FLOW_KEY, 'delivered_step', i)
+    dash_delivered(i)
     close_steps()
     event({type = 'flow_delivered', step = i})
     return ended('delivered', '')

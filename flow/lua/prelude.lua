@@ -22,6 +22,32 @@ local function event(ev)
   redis.call('RPUSH', EVENTS_KEY, cjson.encode(ev))
 end
 
+-- Routing statistics of step i's (provider, channel, country): see routing.lua.
+local function route_step(i, provider, counter)
+  route_count(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', counter)
+end
+
+-- The dashboard's counts of step i (see dashboard.lua): what, channel, provider, country.
+local function dash_step(i, what)
+  dash_count(NOW, get('workspace') or '', what .. '|' .. sget(i, 'channel') .. '|'
+             .. (sget(i, 'provider') or '') .. '|' .. (sget(i, 'country') or 'ZZ'))
+end
+
+-- Step i delivered the flow: counted, with the flow's time to deliver.
+local function dash_delivered(i)
+  dash_step(i, 'delivered')
+  dash_time_to_deliver(NOW, get('workspace') or '', sget(i, 'channel'),
+                       NOW - tonumber(get('created_at') or NOW))
+end
+
+-- Why step i's provider was chosen (the worker's router, as JSON), for its timeline event;
+-- the step keeps the order of its providers ('a b') for its later attempts (claim.lua).
+local function route_note(i, order, why)
+  if order ~= '' and not sget(i, 'route') then sset(i, 'route', order) end
+  if why ~= '' then return cjson.decode(why) end
+  return nil
+end
+
 local function step_to(i, ev)
   local target = STEP[(sget(i, 'status') or '') .. '|' .. ev]
   if target then
@@ -97,6 +123,7 @@ local function advance(i, reason)
     -- its send is queued now (the caller publishes it); a grace period on, see _CHECK
     sset(i + 1, 'queued_at', NOW)
     set_timer(i + 1, NOW + GRACE)
+    dash_step(i, 'switch')
     event({type = 'channel_switch', step = i, to_step = i + 1, status = from_status,
            reason = reason, channel = sget(i, 'channel'), to_channel = sget(i + 1, 'channel')})
     count('channel_switches|from_channel=' .. sget(i, 'channel') .. '|to_channel='
@@ -108,19 +135,6 @@ local function advance(i, reason)
   close_steps()
   event({type = 'flow_failed', step = i, status = from_status, reason = reason})
   return ended('exhausted', '')
-end
-
--- Routing statistics of step i's (provider, channel, country): see routing.lua.
-local function route_step(i, provider, counter)
-  route_count(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', counter)
-end
-
--- Why step i's provider was chosen (the worker's router, as JSON), for its timeline event;
--- the step keeps the order of its providers ('a b') for its later attempts (claim.lua).
-local function route_note(i, order, why)
-  if order ~= '' and not sget(i, 'route') then sset(i, 'route', order) end
-  if why ~= '' then return cjson.decode(why) end
-  return nil
 end
 
 if redis.call('EXISTS', FLOW_KEY) == 0 then return {'missing', ''} end

@@ -19,7 +19,7 @@ from otpflow.flow.routing import stats_field
 from otpflow.flow.routing_store import RoutingStore
 
 ROUTES = RoutesSettings(sms=["zixflow", "messageflow"], whatsapp=["zixflow"])
-FAST = {"refresh_seconds": 0.001, "window_seconds": 600}
+FAST = {"refresh_seconds": 1e-9, "window_seconds": 600}  # read afresh every time
 
 
 def router(

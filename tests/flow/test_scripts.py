@@ -18,7 +18,7 @@ FILES = sorted(LUA.glob("*.lua"))
 def test_every_script_is_a_file_and_every_file_a_script() -> None:
     names = {path.stem for path in FILES}
     used = set(scripts.TRANSITIONS) | {"prelude", "admit", "create", "submit"}
-    used |= {"take_due", "later", "release_active", "fraud", "converted", "routing"}
+    used |= {"take_due", "later", "release_active", "fraud", "converted", "routing", "dashboard"}
     assert names == used
 
 

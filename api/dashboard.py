@@ -1,0 +1,256 @@
+"""The support dashboard at ``/dashboard``: "did the code reach this person?" in a browser.
+
+Server-rendered pages (Jinja2) with htmx for a running flow's live story and Chart.js for the
+delivery charts, both shipped in ``static/`` (nothing is fetched from a CDN). A session
+belongs to one workspace and sees only its flows. Recipients are shown masked, found by an
+exact, keyed lookup (``FlowStore.dashboard``); no page holds a message's text or code.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+import phonenumbers
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from otpflow.api.dashboard_auth import (
+    SIGNIN_COOKIE,
+    DashboardSession,
+    authenticate,
+    close_session,
+    current_session,
+    open_session,
+    remember_signin,
+    same_token,
+    signin_token,
+)
+from otpflow.api.dashboard_views import analytics_context, flow_context, flow_rows
+from otpflow.api.deps import Api, Services
+from otpflow.api.errors import ApiError
+from otpflow.flow.fields import email_limit_key, phone_limit_key
+
+STATIC_DIR = str(files("otpflow.api") / "static")
+STATIC_PATH = "/dashboard/static"
+# what a sign-in or a form may post: a few short fields
+MAX_FORM_BYTES = 4096
+PERIODS = {"hour": 3600, "day": 24 * 3600, "week": 7 * 24 * 3600}
+
+templates = Jinja2Templates(directory=str(files("otpflow.api") / "templates"))
+templates.env.globals["static"] = lambda name: f"{STATIC_PATH}/{name}"
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+
+def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    # no page is cached or framed: a shared computer's back button shows nothing
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
+    )
+    return response
+
+
+async def form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ApiError(413, "form too large")
+    return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+
+
+def to_signin() -> RedirectResponse:
+    return RedirectResponse("/dashboard/signin", status_code=303)
+
+
+async def signed_in(api: Services, request: Request) -> DashboardSession | None:
+    return await run_in_threadpool(current_session, api.otp.store.dashboard, request)
+
+
+@router.get("/signin")
+async def signin_page(request: Request) -> Response:
+    token = signin_token(request)
+    response = page(request, "signin.html", signin_context(token))
+    remember_signin(request, response, token)
+    return response
+
+
+def signin_context(
+    token: str, workspace: str = "", user: str = "", error: str = ""
+) -> dict[str, Any]:
+    return {"session": None, "csrf": token, "workspace": workspace, "user": user, "error": error}
+
+
+@router.post("/signin")
+async def signin(request: Request, api: Api) -> Response:
+    fields = await form(request)
+    if not same_token(request.cookies.get(SIGNIN_COOKIE), fields.get("csrf")):
+        raise ApiError(403, "the sign-in form expired: reload the page")
+    workspace, user = fields.get("workspace", "").strip(), fields.get("user", "").strip()
+    settings = api.settings.dashboard
+    found = await run_in_threadpool(
+        authenticate, settings, api.api_keys, workspace, user, fields.get("password", "")
+    )
+    if found is None:
+        token = signin_token(request)
+        context = signin_context(token, workspace, user, "Wrong workspace, user or password.")
+        retry = page(request, "signin.html", context, 401)
+        remember_signin(request, retry, token)
+        return retry
+    response = RedirectResponse("/dashboard", status_code=303)
+    await run_in_threadpool(
+        open_session, api.otp.store.dashboard, settings, response, request, workspace, *found
+    )
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, api: Api) -> Response:
+    session = await signed_in(api, request)
+    if session is None:
+        return to_signin()
+    fields = await form(request)
+    if not same_token(session.csrf, fields.get("csrf")):
+        raise ApiError(403, "missing or wrong CSRF token")
+    response = to_signin()
+    await run_in_threadpool(close_session, api.otp.store.dashboard, session, response)
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(request: Request, api: Api) -> Response:
+    session = await signed_in(api, request)
+    if session is None:
+        return to_signin()
+    store = api.otp.store.dashboard
+    ids = await run_in_threadpool(store.recent, session.workspace)
+    flows = await run_in_threadpool(flow_rows, store, ids, session.workspace)
+    context = {"session": session, "query": "", "flows": flows, "heading": "Latest flows"}
+    return page(request, "home.html", context)
+
+
+def recipient_key(query: str) -> str | None:
+    """The query as intake counts a recipient (E.164, a folded email address), or None."""
+    if "@" in query:
+        local, _, domain = query.strip().rpartition("@")
+        return email_limit_key(query.strip()) if local and "." in domain else None
+    digits = "".join(c for c in query if c.isdigit())
+    if not 6 <= len(digits) <= 15:
+        return None
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return None
+    return phone_limit_key(digits) if phonenumbers.is_valid_number(number) else None
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search(
+    request: Request, api: Api, q: Annotated[str, Query(max_length=320)] = ""
+) -> Response:
+    session = await signed_in(api, request)
+    if session is None:
+        return to_signin()
+    store = api.otp.store.dashboard
+    query = q.strip()
+    context: dict[str, Any] = {"session": session, "query": query, "flows": []}
+    try:
+        flow_id = str(uuid.UUID(query))
+    except ValueError:
+        flow_id = ""
+    if flow_id:
+        rows = await run_in_threadpool(flow_rows, store, [flow_id], session.workspace)
+        if rows:
+            return RedirectResponse(f"/dashboard/flows/{flow_id}", status_code=303)
+        context["error"] = "No flow with this request id in this workspace."
+        return page(request, "home.html", context, 404)
+    key = recipient_key(query)
+    if key is None:
+        context["error"] = (
+            "That is neither a phone number with its country code, nor an email address, "
+            "nor a request id."
+        )
+        return page(request, "home.html", context, 400)
+    ids = await run_in_threadpool(store.find, session.workspace, key)
+    flows = await run_in_threadpool(flow_rows, store, ids, session.workspace)
+    if len(flows) == 1:
+        return RedirectResponse(f"/dashboard/flows/{flows[0]['id']}", status_code=303)
+    context.update(flows=flows, heading=f"{len(flows)} flows to this recipient")
+    return page(request, "home.html", context)
+
+
+async def _flow(request: Request, api: Services, flow_id: str) -> tuple[DashboardSession, Any]:
+    session = await signed_in(api, request)
+    if session is None:
+        raise _SignIn()
+    try:
+        flow_id = str(uuid.UUID(flow_id))
+    except ValueError as exc:
+        raise ApiError(404, "no such flow") from exc
+    view = await run_in_threadpool(flow_context, api.otp.store, flow_id, session.workspace)
+    if view is None:  # another workspace's flows do not exist here
+        raise ApiError(404, "no such flow")
+    return session, view
+
+
+class _SignIn(Exception):
+    pass
+
+
+@router.get("/flows/{flow_id}", response_class=HTMLResponse)
+async def flow_page(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
+    try:
+        session, view = await _flow(request, api, flow_id)
+    except _SignIn:
+        return to_signin()
+    context = {"session": session, "flow": view, "can_cancel": session.can_act}
+    return page(request, "flow.html", context)
+
+
+@router.get("/flows/{flow_id}/story", response_class=HTMLResponse)
+async def flow_story(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
+    """The live part of a flow's page (htmx swaps it in every 2 s while the flow runs)."""
+    try:
+        session, view = await _flow(request, api, flow_id)
+    except _SignIn:
+        return Response(status_code=401)
+    return page(request, "_story.html", {"session": session, "flow": view})
+
+
+@router.post("/flows/{flow_id}/cancel")
+async def cancel(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
+    try:
+        session, view = await _flow(request, api, flow_id)
+    except _SignIn:
+        return to_signin()
+    fields = await form(request)
+    if not same_token(session.csrf, fields.get("csrf")):
+        raise ApiError(403, "missing or wrong CSRF token")
+    if not session.can_act:
+        raise ApiError(403, "support accounts are read-only")
+    await run_in_threadpool(api.otp.cancel, view["id"])
+    return RedirectResponse(f"/dashboard/flows/{view['id']}", status_code=303)
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+async def analytics(
+    request: Request, api: Api, period: Annotated[str, Query(max_length=8)] = "day"
+) -> Response:
+    session = await signed_in(api, request)
+    if session is None:
+        return to_signin()
+    if period not in PERIODS:
+        raise ApiError(400, "period: hour, day or week")
+    context = await run_in_threadpool(
+        analytics_context, api.otp, session.workspace, PERIODS[period]
+    )
+    periods = [("hour", "Last hour"), ("day", "Last day"), ("week", "Last week")]
+    context.update(session=session, period=period, periods=periods, now=time.time())
+    return page(request, "analytics.html", context)

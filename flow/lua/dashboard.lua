@@ -1,0 +1,22 @@
+-- The support dashboard's delivery counts (otpflow.flow.dashboard_store reads them), kept by
+-- the transitions that already run. No KEYS or ARGV of its own: a bucket is named by the
+-- workspace and Redis's clock, from DASHBOARD_STATS_KEY's two parts (flow/keys.py). Its
+-- constants come first (flow.dashboard_store.lua_prelude).
+
+-- One count into the workspace's current ten-minute bucket.
+local function dash_count(now, workspace, what)
+  local key = DASHBOARD_STATS_KEY[1] .. workspace .. DASHBOARD_STATS_KEY[2]
+              .. math.floor(now / DASHBOARD_BUCKET_SECONDS)
+  redis.call('HINCRBY', key, what, 1)
+  redis.call('EXPIRE', key, DASHBOARD_STATS_TTL)
+end
+
+-- Seconds from a flow's creation to its delivery, as a count in its latency bucket.
+local function dash_time_to_deliver(now, workspace, channel, seconds)
+  for n, edge in ipairs(ROUTING_LATENCY_EDGES) do
+    if seconds <= edge then
+      dash_count(now, workspace, 'ttd|' .. channel .. '|' .. n)
+      return
+    end
+  end
+end
