@@ -41,6 +41,9 @@ STATIC_PATH = "/dashboard/static"
 # what a sign-in or a form may post: a few short fields
 MAX_FORM_BYTES = 4096
 PERIODS = {"hour": 3600, "day": 24 * 3600, "week": 7 * 24 * 3600}
+# wrong sign-ins to one user (or one workspace's key) before it is locked for a while
+MAX_SIGNIN_FAILURES = 10
+LOCKOUT_SECONDS = 15 * 60
 
 templates = Jinja2Templates(directory=str(files("otpflow.api") / "templates"))
 templates.env.globals["static"] = lambda name: f"{STATIC_PATH}/{name}"
@@ -92,18 +95,27 @@ def signin_context(
 async def signin(request: Request, api: Api) -> Response:
     fields = await form(request)
     if not same_token(request.cookies.get(SIGNIN_COOKIE), fields.get("csrf")):
-        raise ApiError(403, "the sign-in form expired: reload the page")
+        return refused(request, _Refused(403, "The sign-in form expired: reload the page", None))
     workspace, user = fields.get("workspace", "").strip(), fields.get("user", "").strip()
     settings = api.settings.dashboard
+    store = api.otp.store.dashboard
+    if await run_in_threadpool(store.signin_failures, workspace, user) >= MAX_SIGNIN_FAILURES:
+        token = signin_token(request)
+        wait = f"Too many wrong sign-ins: try again in {LOCKOUT_SECONDS // 60} minutes."
+        locked = page(request, "signin.html", signin_context(token, workspace, user, wait), 429)
+        remember_signin(request, locked, token)
+        return locked
     found = await run_in_threadpool(
         authenticate, settings, api.api_keys, workspace, user, fields.get("password", "")
     )
     if found is None:
+        await run_in_threadpool(store.signin_failed, workspace, user, LOCKOUT_SECONDS)
         token = signin_token(request)
         context = signin_context(token, workspace, user, "Wrong workspace, user or password.")
         retry = page(request, "signin.html", context, 401)
         remember_signin(request, retry, token)
         return retry
+    await run_in_threadpool(store.signin_succeeded, workspace, user)
     response = RedirectResponse("/dashboard", status_code=303)
     await run_in_threadpool(
         open_session, api.otp.store.dashboard, settings, response, request, workspace, *found
@@ -118,7 +130,7 @@ async def signout(request: Request, api: Api) -> Response:
         return to_signin()
     fields = await form(request)
     if not same_token(session.csrf, fields.get("csrf")):
-        raise ApiError(403, "missing or wrong CSRF token")
+        return refused(request, _Refused(403, "This form expired: reload the page", session))
     response = to_signin()
     await run_in_threadpool(close_session, api.otp.store.dashboard, session, response)
     return response
@@ -169,7 +181,7 @@ async def search(
         rows = await run_in_threadpool(flow_rows, store, [flow_id], session.workspace)
         if rows:
             return RedirectResponse(f"/dashboard/flows/{flow_id}", status_code=303)
-        context["error"] = "No flow with this request id in this workspace."
+        context["error"] = "No such flow in this workspace."
         return page(request, "home.html", context, 404)
     key = recipient_key(query)
     if key is None:
@@ -186,6 +198,22 @@ async def search(
     return page(request, "home.html", context)
 
 
+class _SignIn(Exception):
+    """No session: the page sends the browser to sign in."""
+
+
+class _Refused(Exception):
+    """A page that cannot be shown, with why (an HTML page, not the API's JSON)."""
+
+    def __init__(self, status: int, message: str, session: DashboardSession | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.session = status, message, session
+
+
+def refused(request: Request, why: _Refused) -> Response:
+    return page(request, "error.html", {"session": why.session, "message": why.message}, why.status)
+
+
 async def _flow(request: Request, api: Services, flow_id: str) -> tuple[DashboardSession, Any]:
     session = await signed_in(api, request)
     if session is None:
@@ -193,15 +221,11 @@ async def _flow(request: Request, api: Services, flow_id: str) -> tuple[Dashboar
     try:
         flow_id = str(uuid.UUID(flow_id))
     except ValueError as exc:
-        raise ApiError(404, "no such flow") from exc
+        raise _Refused(404, "No such flow", session) from exc
     view = await run_in_threadpool(flow_context, api.otp.store, flow_id, session.workspace)
     if view is None:  # another workspace's flows do not exist here
-        raise ApiError(404, "no such flow")
+        raise _Refused(404, "No such flow", session)
     return session, view
-
-
-class _SignIn(Exception):
-    pass
 
 
 @router.get("/flows/{flow_id}", response_class=HTMLResponse)
@@ -210,6 +234,8 @@ async def flow_page(request: Request, api: Api, flow_id: Annotated[str, Path()])
         session, view = await _flow(request, api, flow_id)
     except _SignIn:
         return to_signin()
+    except _Refused as why:
+        return refused(request, why)
     context = {"session": session, "flow": view, "can_cancel": session.can_act}
     return page(request, "flow.html", context)
 
@@ -221,6 +247,8 @@ async def flow_story(request: Request, api: Api, flow_id: Annotated[str, Path()]
         session, view = await _flow(request, api, flow_id)
     except _SignIn:
         return Response(status_code=401)
+    except _Refused as why:
+        return refused(request, why)
     return page(request, "_story.html", {"session": session, "flow": view})
 
 
@@ -230,11 +258,13 @@ async def cancel(request: Request, api: Api, flow_id: Annotated[str, Path()]) ->
         session, view = await _flow(request, api, flow_id)
     except _SignIn:
         return to_signin()
+    except _Refused as why:
+        return refused(request, why)
     fields = await form(request)
     if not same_token(session.csrf, fields.get("csrf")):
-        raise ApiError(403, "missing or wrong CSRF token")
+        return refused(request, _Refused(403, "This form expired: reload the page", session))
     if not session.can_act:
-        raise ApiError(403, "support accounts are read-only")
+        return refused(request, _Refused(403, "Support accounts only read", session))
     await run_in_threadpool(api.otp.cancel, view["id"])
     return RedirectResponse(f"/dashboard/flows/{view['id']}", status_code=303)
 
@@ -247,7 +277,7 @@ async def analytics(
     if session is None:
         return to_signin()
     if period not in PERIODS:
-        raise ApiError(400, "period: hour, day or week")
+        return refused(request, _Refused(400, "The period is hour, day or week", session))
     context = await run_in_threadpool(
         analytics_context, api.otp, session.workspace, PERIODS[period]
     )

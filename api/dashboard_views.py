@@ -92,8 +92,8 @@ def flow_context(store: FlowStore, flow_id: str, workspace: str) -> dict[str, An
 
 
 def _rows(counts: dict[str, int], by: int) -> list[dict[str, Any]]:
-    """Sent, delivered and switches per channel (by=1), provider (2) or country (3); and,
-    per channel, time to deliver."""
+    """Sent, delivered, switches and time to deliver per channel (by=1), provider (2) or
+    country (3)."""
     table: dict[str, dict[str, Any]] = {}
     for name, value in counts.items():
         parts = name.split("|")
@@ -103,7 +103,7 @@ def _rows(counts: dict[str, int], by: int) -> list[dict[str, Any]]:
     rows = []
     for label, row in sorted(table.items()):
         share = row["delivered"] / row["sent"] if row["sent"] else None
-        latency = _latency(counts, label) if by == 1 else None
+        latency = _latency(counts, by, label)
         rows.append(
             {
                 "label": label or "-",
@@ -119,13 +119,14 @@ def _rows(counts: dict[str, int], by: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _latency(counts: dict[str, int], channel: str | None) -> RouteStats:
-    """Time-to-deliver buckets (``ttd|<channel>|<n>``) of one channel, or all."""
+def _latency(counts: dict[str, int], by: int = 0, label: str = "") -> RouteStats:
+    """Time-to-deliver buckets (``ttd|<channel>|<provider>|<country>|<n>``) of one channel
+    (by=1), provider (2) or country (3); of all with by=0."""
     stats = RouteStats()
     for name, value in counts.items():
         parts = name.split("|")
-        if parts[0] == "ttd" and len(parts) == 3 and channel in (None, parts[1]):
-            stats.add(f"lat{parts[2]}", value)
+        if parts[0] == "ttd" and len(parts) == 5 and (by == 0 or parts[by] == label):
+            stats.add(f"lat{parts[4]}", value)
     return stats
 
 
@@ -140,7 +141,7 @@ def analytics_context(client: OtpflowClient, workspace: str, seconds: int) -> di
         {"id": "by-provider", "title": "By provider", "by": "Provider", "rows": _rows(counts, 2)},
         {"id": "by-country", "title": "By country", "by": "Country", "rows": _rows(counts, 3)},
     ]
-    everything = _latency(counts, None)
+    everything = _latency(counts)
     sent = sum(row["sent"] for row in charts[0]["rows"])
     delivered = sum(row["delivered"] for row in charts[0]["rows"])
     routing = [

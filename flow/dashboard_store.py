@@ -4,6 +4,7 @@ keep in ten-minute buckets (``lua/dashboard.lua``), and sign-in sessions."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,6 +94,28 @@ class DashboardStore:
             for name, value in raw.items():
                 totals[text(name)] = totals.get(text(name), 0) + int(value)
         return totals
+
+    # -- sign-in -----------------------------------------------------------------------------
+
+    def signin_failures(self, workspace: str, user: str) -> int:
+        return int(self.redis.get(self._failures(workspace, user)) or 0)
+
+    def signin_failed(self, workspace: str, user: str, window_seconds: int) -> None:
+        """Count a wrong sign-in; the count lapses ``window_seconds`` after the first."""
+        key = self._failures(workspace, user)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, window_seconds, nx=True)
+        pipe.execute()
+
+    def signin_succeeded(self, workspace: str, user: str) -> None:
+        self.redis.delete(self._failures(workspace, user))
+
+    @staticmethod
+    def _failures(workspace: str, user: str) -> str:
+        return keys.dashboard_signin_failures(
+            workspace, hashlib.sha256(user.encode()).hexdigest()[:32]
+        )
 
     # -- sessions --------------------------------------------------------------------------
 

@@ -155,6 +155,12 @@ def dashboard_stats(workspace: str, bucket: int) -> str:
     return f"{PREFIX}:dash:{workspace}:stats:{bucket}"
 
 
+def dashboard_signin_failures(workspace: str, user_hash: str) -> str:
+    """Counter: wrong sign-ins to one dashboard user (``user_hash``: a hash of its name) in
+    the lockout's window (expires with it)."""
+    return f"{PREFIX}:dash:{workspace}:signin:{user_hash}"
+
+
 def dashboard_session(token_hash: str) -> str:
     """Hash: one signed-in dashboard session (workspace, user, role, CSRF token), named by a
     hash of its cookie; expires with the session."""

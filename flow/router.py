@@ -73,7 +73,9 @@ class Router:
         ``available``, if given), and why."""
         providers = self.configured(channel, available)
         mode = self.settings.mode
-        if mode == "static" or len(providers) < 2:
+        if len(providers) == 1:
+            return Route(tuple(providers), ({"mode": mode, "rank": 1, "only": True},))
+        if mode == "static" or not providers:
             reasons = tuple({"mode": mode, "rank": n} for n in range(1, len(providers) + 1))
             return Route(tuple(providers), reasons)
         snap = self.snapshot()

@@ -122,6 +122,8 @@ def _route(event: dict[str, Any]) -> Piece:
     route = event.get("route")
     if not route:
         return ("", "")
+    if route.get("only"):
+        return (" (the channel's only provider)", "")
     if route.get("kept"):
         return (f" (the step's provider {route.get('rank')})", "")
     if route.get("mode") != "adaptive":

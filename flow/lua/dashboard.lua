@@ -11,11 +11,12 @@ local function dash_count(now, workspace, what)
   redis.call('EXPIRE', key, DASHBOARD_STATS_TTL)
 end
 
--- Seconds from a flow's creation to its delivery, as a count in its latency bucket.
-local function dash_time_to_deliver(now, workspace, channel, seconds)
+-- Seconds from a flow's creation to its delivery, as a count in its latency bucket, by the
+-- delivering step's channel, provider and country ('ttd|<channel>|<provider>|<country>|<n>').
+local function dash_time_to_deliver(now, workspace, route, seconds)
   for n, edge in ipairs(ROUTING_LATENCY_EDGES) do
     if seconds <= edge then
-      dash_count(now, workspace, 'ttd|' .. channel .. '|' .. n)
+      dash_count(now, workspace, 'ttd|' .. route .. '|' .. n)
       return
     end
   end

@@ -27,16 +27,21 @@ local function route_step(i, provider, counter)
   route_count(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', counter)
 end
 
+-- Step i's channel, provider and country, as the dashboard's counts name them.
+local function dash_route(i)
+  return sget(i, 'channel') .. '|' .. (sget(i, 'provider') or '') .. '|'
+         .. (sget(i, 'country') or 'ZZ')
+end
+
 -- The dashboard's counts of step i (see dashboard.lua): what, channel, provider, country.
 local function dash_step(i, what)
-  dash_count(NOW, get('workspace') or '', what .. '|' .. sget(i, 'channel') .. '|'
-             .. (sget(i, 'provider') or '') .. '|' .. (sget(i, 'country') or 'ZZ'))
+  dash_count(NOW, get('workspace') or '', what .. '|' .. dash_route(i))
 end
 
 -- Step i delivered the flow: counted, with the flow's time to deliver.
 local function dash_delivered(i)
   dash_step(i, 'delivered')
-  dash_time_to_deliver(NOW, get('workspace') or '', sget(i, 'channel'),
+  dash_time_to_deliver(NOW, get('workspace') or '', dash_route(i),
                        NOW - tonumber(get('created_at') or NOW))
 end
 

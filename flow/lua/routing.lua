@@ -32,10 +32,11 @@ end
 -- sent because every provider was open) prove nothing and are not counted.
 local function breaker_result(now, provider, channel, ok)
   local key, f = ROUTING_BREAKERS_KEY, provider .. '|' .. channel .. '|'
-  local function bget(name) return redis.call('HGET', key, f .. name) end
-  local state = bget('state') or 'closed'
-  local opened = tonumber(bget('opened') or '0')
-  local since = tonumber(bget('since') or '0')
+  local got = redis.call('HMGET', key, f .. 'state', f .. 'opened', f .. 'since', f .. 'ok',
+                         f .. 'err', f .. 'window')
+  local state = got[1] or 'closed'
+  local opened = tonumber(got[2] or '0')
+  local since = tonumber(got[3] or '0')
   if state == 'open' then
     local doublings = math.min(math.max(opened - 1, 0), BREAKER_MAX_DOUBLINGS)
     if now < since + BREAKER_COOLDOWN * 2 ^ doublings then return end
@@ -52,8 +53,8 @@ local function breaker_result(now, provider, channel, ok)
     redis.call('EXPIRE', key, BREAKER_TTL)
     return
   end
-  local ok_n, err_n = tonumber(bget('ok') or '0'), tonumber(bget('err') or '0')
-  local window = tonumber(bget('window') or '0')
+  local ok_n, err_n = tonumber(got[4] or '0'), tonumber(got[5] or '0')
+  local window = tonumber(got[6] or '0')
   if now - window >= BREAKER_WINDOW then
     -- a new window: the last one's counts weigh half
     ok_n, err_n = math.floor(ok_n / 2), math.floor(err_n / 2)

@@ -92,6 +92,21 @@ def test_a_wrong_password_or_a_forged_form_signs_nobody_in(otp: OtpflowClient) -
     assert forged.status_code == 403
 
 
+def test_ten_wrong_passwords_lock_the_user_for_a_while(
+    otp: OtpflowClient, redis_client: redis.Redis
+) -> None:
+    client = browser(otp)
+    for _ in range(10):
+        assert sign_in(client, password="guess").status_code == 401
+    locked = sign_in(client)  # the right password, too late
+    assert locked.status_code == 429 and "Too many wrong sign-ins" in locked.text
+    assert SESSION_COOKIE not in locked.cookies
+    for key in redis_client.scan_iter(match="otpflow:dash:acme:signin:*"):
+        assert 0 < redis_client.ttl(key) <= 15 * 60
+        redis_client.delete(key)  # the window passed
+    assert sign_in(client).status_code == 303
+
+
 def test_the_session_cookie_is_httponly_strict_and_secure_over_https(
     otp: OtpflowClient, redis_client: redis.Redis
 ) -> None:
@@ -198,5 +213,30 @@ def test_delivery_at_a_glance_counts_by_channel_provider_and_country(
     for label in ("By channel", "By provider", "By country", "whatsapp", "zixflow", "IN"):
         assert label in html
     assert 'id="chart-data"' in html and "chart.umd.min.js" in html
+    # time to deliver by provider and by country too, once there are enough deliveries
+    for n in range(5):
+        switched_flow(otp, f"91987654322{n}")
+    html = " ".join(client.get("/dashboard/analytics", params={"period": "day"}).text.split())
+    for label in ("whatsapp", "zixflow", "IN"):
+        cells = "</td><td>".join(
+            [label, r"\d+", r"\d+", r"[^<]+", r"\d+", r"[\d.]+s", r"[\d.]+s"]
+        )
+        assert re.search(f"<td>{cells}</td>", html), label
     assert client.get("/dashboard/analytics", params={"period": "year"}).status_code == 400
     assert client.get("/dashboard/static/htmx.min.js").status_code == 200
+
+
+def test_a_running_flows_story_refreshes_itself_until_it_ends(otp: OtpflowClient) -> None:
+    flow_id = otp.send({"messages": [sms_step("919876543212")]}, workspace="acme")
+    otp.store.claim(flow_id, 0, 1, 30)
+    otp.store.accepted(flow_id, 0, "zixflow", "m0", 30)
+    client = browser(otp)
+    sign_in(client)
+    running = client.get(f"/dashboard/flows/{flow_id}/story")
+    assert running.status_code == 200
+    assert f'hx-get="/dashboard/flows/{flow_id}/story"' in running.text
+    assert 'hx-trigger="every 2s"' in running.text and "updates by itself" in running.text
+    otp.store.record_dlr(flow_id, 0, DlrStatus.DELIVERED, "zixflow", "m0")
+    ended = client.get(f"/dashboard/flows/{flow_id}/story")
+    assert "hx-get" not in ended.text and "flow delivered by step 0" in ended.text
+    assert browser(otp).get(f"/dashboard/flows/{flow_id}/story").status_code == 401

@@ -410,4 +410,6 @@ def test_a_send_says_why_its_provider_was_chosen() -> None:
     assert describe({**base, "route": explored}).plain.endswith("rank 2, score 0.31, exploring)")
     static = {"mode": "static", "rank": 2}
     assert describe({**base, "route": static}).plain.endswith("(static order: 2)")
+    only = {"mode": "adaptive", "rank": 1, "only": True}
+    assert describe({**base, "route": only}).plain.endswith("(the channel's only provider)")
     assert describe(base).plain == "step 0 sms: accepted by messageflow"  # before routing

@@ -66,7 +66,8 @@ def test_with_no_data_the_configured_order_stands(redis_client: redis.Redis) -> 
         "probe": False,
     }
     # one provider: nothing to choose
-    assert rt.route("whatsapp", "IN").providers == ("zixflow",)
+    only = rt.route("whatsapp", "IN")
+    assert only.providers == ("zixflow",) and only.reasons[0]["only"] is True
 
 
 def test_a_provider_that_stops_delivering_in_one_country_is_demoted_there_only(
