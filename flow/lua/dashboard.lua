@@ -7,8 +7,10 @@
 local function dash_count(now, workspace, what)
   local key = DASHBOARD_STATS_KEY[1] .. workspace .. DASHBOARD_STATS_KEY[2]
               .. math.floor(now / DASHBOARD_BUCKET_SECONDS)
-  redis.call('HINCRBY', key, what, 1)
-  redis.call('EXPIRE', key, DASHBOARD_STATS_TTL)
+  -- a count above 1 means the bucket was written before, so its TTL is already set
+  if redis.call('HINCRBY', key, what, 1) == 1 then
+    redis.call('EXPIRE', key, DASHBOARD_STATS_TTL)
+  end
 end
 
 -- Seconds from a flow's creation to its delivery, as a count in its latency bucket, by the

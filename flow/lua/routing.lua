@@ -7,8 +7,11 @@
 -- One count into the window's current bucket of (provider, channel, country).
 local function route_count(now, provider, channel, country, counter)
   local key = ROUTING_STATS_PREFIX .. math.floor(now / ROUTING_BUCKET_SECONDS)
-  redis.call('HINCRBY', key, provider .. '|' .. channel .. '|' .. country .. '|' .. counter, 1)
-  redis.call('EXPIRE', key, ROUTING_STATS_TTL)
+  local field = provider .. '|' .. channel .. '|' .. country .. '|' .. counter
+  -- a count above 1 means the bucket was written before, so its TTL is already set
+  if redis.call('HINCRBY', key, field, 1) == 1 then
+    redis.call('EXPIRE', key, ROUTING_STATS_TTL)
+  end
 end
 
 -- A delivered report's latency, as a count in its latency bucket (lat1, lat2, ...).
@@ -56,9 +59,10 @@ local function breaker_result(now, provider, channel, ok)
   local ok_n, err_n = tonumber(got[4] or '0'), tonumber(got[5] or '0')
   local window = tonumber(got[6] or '0')
   if now - window >= BREAKER_WINDOW then
-    -- a new window: the last one's counts weigh half
+    -- a new window: the last one's counts weigh half; the hash lives a day past it
     ok_n, err_n = math.floor(ok_n / 2), math.floor(err_n / 2)
     redis.call('HSET', key, f .. 'window', now)
+    redis.call('EXPIRE', key, BREAKER_TTL)
     -- closed for a good while: a next opening starts from the base cooldown again
     if opened > 0 and now - since >= 4 * BREAKER_WINDOW then
       redis.call('HSET', key, f .. 'opened', 0)
@@ -70,8 +74,8 @@ local function breaker_result(now, provider, channel, ok)
       and err_n / (ok_n + err_n) >= BREAKER_ERROR_SHARE then
     redis.call('HSET', key, f .. 'state', 'open', f .. 'since', now, f .. 'opened', opened + 1,
                f .. 'ok', 0, f .. 'err', 0)
+    redis.call('EXPIRE', key, BREAKER_TTL)
   else
     redis.call('HSET', key, f .. 'state', 'closed', f .. 'ok', ok_n, f .. 'err', err_n)
   end
-  redis.call('EXPIRE', key, BREAKER_TTL)
 end
