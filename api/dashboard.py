@@ -8,7 +8,6 @@ exact, keyed lookup (``FlowStore.dashboard``); no page holds a message's text or
 
 from __future__ import annotations
 
-import time
 import uuid
 from importlib.resources import files
 from typing import Annotated, Any
@@ -282,5 +281,5 @@ async def analytics(
         analytics_context, api.otp, session.workspace, PERIODS[period]
     )
     periods = [("hour", "Last hour"), ("day", "Last day"), ("week", "Last week")]
-    context.update(session=session, period=period, periods=periods, now=time.time())
+    context.update(session=session, period=period, periods=periods)
     return page(request, "analytics.html", context)

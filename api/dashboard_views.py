@@ -9,7 +9,6 @@ from typing import Any
 
 from otpflow.api.schemas import block_json
 from otpflow.flow.dashboard_store import DashboardStore
-from otpflow.flow.metrics import LATENCY_BUCKETS
 from otpflow.flow.routing import RouteStats
 from otpflow.flow.store import FlowStore
 from otpflow.flow.story import duration, plain, relative
@@ -177,5 +176,4 @@ def analytics_context(client: OtpflowClient, workspace: str, seconds: int) -> di
         },
         "blocks": [block_json(raw) for raw in client.store.fraud.blocks(workspace)],
         "routing": routing,
-        "latency_buckets": len(LATENCY_BUCKETS),
     }
