@@ -76,18 +76,20 @@ async def signed_in(api: Services, request: Request) -> DashboardSession | None:
     return await run_in_threadpool(current_session, api.otp.store.dashboard, request)
 
 
-@router.get("/signin")
-async def signin_page(request: Request) -> Response:
+def signin_form(
+    request: Request, status: int = 200, workspace: str = "", user: str = "", error: str = ""
+) -> Response:
+    """The sign-in page, with its form's token in a cookie and in the form."""
     token = signin_token(request)
-    response = page(request, "signin.html", signin_context(token))
+    context = {"session": None, "csrf": token, "workspace": workspace, "user": user}
+    response = page(request, "signin.html", {**context, "error": error}, status)
     remember_signin(request, response, token)
     return response
 
 
-def signin_context(
-    token: str, workspace: str = "", user: str = "", error: str = ""
-) -> dict[str, Any]:
-    return {"session": None, "csrf": token, "workspace": workspace, "user": user, "error": error}
+@router.get("/signin")
+async def signin_page(request: Request) -> Response:
+    return signin_form(request)
 
 
 @router.post("/signin")
@@ -99,26 +101,17 @@ async def signin(request: Request, api: Api) -> Response:
     settings = api.settings.dashboard
     store = api.otp.store.dashboard
     if await run_in_threadpool(store.signin_failures, workspace, user) >= MAX_SIGNIN_FAILURES:
-        token = signin_token(request)
         wait = f"Too many wrong sign-ins: try again in {LOCKOUT_SECONDS // 60} minutes."
-        locked = page(request, "signin.html", signin_context(token, workspace, user, wait), 429)
-        remember_signin(request, locked, token)
-        return locked
+        return signin_form(request, 429, workspace, user, wait)
     found = await run_in_threadpool(
         authenticate, settings, api.api_keys, workspace, user, fields.get("password", "")
     )
     if found is None:
         await run_in_threadpool(store.signin_failed, workspace, user, LOCKOUT_SECONDS)
-        token = signin_token(request)
-        context = signin_context(token, workspace, user, "Wrong workspace, user or password.")
-        retry = page(request, "signin.html", context, 401)
-        remember_signin(request, retry, token)
-        return retry
+        return signin_form(request, 401, workspace, user, "Wrong workspace, user or password.")
     await run_in_threadpool(store.signin_succeeded, workspace, user)
     response = RedirectResponse("/dashboard", status_code=303)
-    await run_in_threadpool(
-        open_session, api.otp.store.dashboard, settings, response, request, workspace, *found
-    )
+    await run_in_threadpool(open_session, store, settings, response, request, workspace, *found)
     return response
 
 

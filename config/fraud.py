@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode
 
-from otpflow.config.values import csv_items, split_csv
+from otpflow.config.values import country_pairs, split_csv
 
 FraudMode = Literal["enforce", "shadow", "monitor", "off"]
 # phonenumbers' PhoneNumberType names (lower case) a paid message is refused to by default:
@@ -135,13 +135,11 @@ class FraudRules(BaseModel):
     def _country_limits(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        limits: dict[str, int] = {}
-        for pair in csv_items(value):
-            country, sep, limit = pair.partition(":")
-            if not sep or len(country.strip()) != 2 or not limit.strip().isdigit():
-                raise ValueError(f"{pair!r} is not CC:limit (GB:500)")
-            limits[country.strip().upper()] = int(limit)
-        return limits
+        limits = country_pairs(value, "CC:limit (GB:500)")
+        for country, limit in limits.items():
+            if not limit.isdigit():
+                raise ValueError(f"{country}:{limit} is not CC:limit (GB:500)")
+        return {country: int(limit) for country, limit in limits.items()}
 
     @field_validator("safe_list")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
-from otpflow.config.values import csv_items, split_csv
+from otpflow.config.values import country_pairs, csv_pairs
 
 RoutingMode = Literal["adaptive", "static"]
 # quality: delivery first, then speed (and conversion where codes are verified);
@@ -98,29 +98,15 @@ class RoutingSettings(BaseModel):
     @field_validator("country_policies", mode="before")
     @classmethod
     def _parse_country_policies(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        pairs = {}
-        for item in csv_items(value):
-            country, sep, policy = item.partition(":")
-            if not sep or len(country.strip()) != 2:
-                raise ValueError(f"{item!r} is not CC:policy (IN:price)")
-            pairs[country.strip().upper()] = policy.strip()
-        return pairs
+        return country_pairs(value, "CC:policy (IN:price)") if isinstance(value, str) else value
 
     @field_validator("prices", mode="before")
     @classmethod
     def _parse_prices(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        prices = {}
-        for item in split_csv(value) or []:
-            assert isinstance(item, str)
-            scope, sep, price = item.partition("=")
-            if not sep or not scope.strip():
-                raise ValueError(f"{item!r} is not provider[:channel[:CC]]=price")
-            prices[scope.strip().lower()] = price.strip()
-        return prices
+        prices = csv_pairs(value, "=", "provider[:channel[:CC]]=price")
+        return {scope.lower(): price for scope, price in prices.items()}
 
     @field_validator("prices")
     @classmethod

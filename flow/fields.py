@@ -88,8 +88,9 @@ def masked(address: str) -> str:
     if "@" in address:
         local, _, domain = address.rpartition("@")
         return f"{local[:1]}•••@{domain}"
-    e164 = phone_limit_key(address)
-    code = str(phonenumbers.parse(e164).country_code)
+    number = phonenumbers.parse("+" + address)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    code = str(number.country_code)
     hidden = len(e164) - 1 - len(code) - 4
     return f"+{code} {'•' * max(hidden, 0)} {e164[-4:]}"
 

@@ -143,14 +143,19 @@ class FlowStore:
             fields["otp_attempts_left"] = request.otp.max_attempts
         if reordered is not None:
             fields["reordered"] = json.dumps(reordered)
+        # each recipient parsed once, however many steps go to it
+        shown = {
+            address: (data.country, masked(address))
+            for address, data in {step.data.address: step.data for step in request.steps}.items()
+        }
         for index, step in enumerate(request.steps):
             fields[f"s{index}:channel"] = step.channel
             fields[f"s{index}:message_type"] = step.message_type
             fields[f"s{index}:timeout"] = step.timeout
             fields[f"s{index}:status"] = "pending"
             fields[f"s{index}:attempts"] = 0
-            fields[f"s{index}:country"] = step.data.country
-            fields[f"s{index}:to"] = masked(step.data.address)  # for the dashboard's lists
+            # routing counts by country; the dashboard's lists show the masked recipient
+            fields[f"s{index}:country"], fields[f"s{index}:to"] = shown[step.data.address]
             if getattr(step.data, "post_back_url", None):
                 fields[f"s{index}:relay"] = 1
         return (

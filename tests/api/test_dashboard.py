@@ -218,9 +218,7 @@ def test_delivery_at_a_glance_counts_by_channel_provider_and_country(
         switched_flow(otp, f"91987654322{n}")
     html = " ".join(client.get("/dashboard/analytics", params={"period": "day"}).text.split())
     for label in ("whatsapp", "zixflow", "IN"):
-        cells = "</td><td>".join(
-            [label, r"\d+", r"\d+", r"[^<]+", r"\d+", r"[\d.]+s", r"[\d.]+s"]
-        )
+        cells = "</td><td>".join([label, r"\d+", r"\d+", r"[^<]+", r"\d+", r"[\d.]+s", r"[\d.]+s"])
         assert re.search(f"<td>{cells}</td>", html), label
     assert client.get("/dashboard/analytics", params={"period": "year"}).status_code == 400
     assert client.get("/dashboard/static/htmx.min.js").status_code == 200
