@@ -143,21 +143,7 @@ class FlowStore:
             fields["otp_attempts_left"] = request.otp.max_attempts
         if reordered is not None:
             fields["reordered"] = json.dumps(reordered)
-        # each recipient parsed once, however many steps go to it
-        shown = {
-            address: (data.country, masked(address))
-            for address, data in {step.data.address: step.data for step in request.steps}.items()
-        }
-        for index, step in enumerate(request.steps):
-            fields[f"s{index}:channel"] = step.channel
-            fields[f"s{index}:message_type"] = step.message_type
-            fields[f"s{index}:timeout"] = step.timeout
-            fields[f"s{index}:status"] = "pending"
-            fields[f"s{index}:attempts"] = 0
-            # routing counts by country; the dashboard's lists show the masked recipient
-            fields[f"s{index}:country"], fields[f"s{index}:to"] = shown[step.data.address]
-            if getattr(step.data, "post_back_url", None):
-                fields[f"s{index}:relay"] = 1
+        fields.update(_step_fields(request))
         return (
             [
                 keys.flow(flow_id),
@@ -556,3 +542,24 @@ class FlowStore:
         pipe.lrange(keys.events(flow_id), 0, -1)
         raw, events = pipe.execute()
         return FlowView.read(flow_id, raw, events) if raw else None
+
+
+def _step_fields(request: FlowRequest) -> dict[str, str | int]:
+    """The flow hash's fields of each step, as a new flow starts."""
+    # each recipient parsed once, however many steps go to it
+    shown = {
+        address: (data.country, masked(address))
+        for address, data in {step.data.address: step.data for step in request.steps}.items()
+    }
+    fields: dict[str, str | int] = {}
+    for index, step in enumerate(request.steps):
+        fields[f"s{index}:channel"] = step.channel
+        fields[f"s{index}:message_type"] = step.message_type
+        fields[f"s{index}:timeout"] = step.timeout
+        fields[f"s{index}:status"] = "pending"
+        fields[f"s{index}:attempts"] = 0
+        # routing counts by country; the dashboard's lists show the masked recipient
+        fields[f"s{index}:country"], fields[f"s{index}:to"] = shown[step.data.address]
+        if getattr(step.data, "post_back_url", None):
+            fields[f"s{index}:relay"] = 1
+    return fields

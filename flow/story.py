@@ -57,16 +57,7 @@ def describe(event: dict[str, Any]) -> list[Piece]:
     if kind == "send_error":
         return [at, ("could not be sent", "red"), (f" ({event.get('reason')})", "")]
     if kind == "dlr":
-        status = str(event.get("status"))
-        raw = event.get("provider_status")
-        said = f" (the provider said {raw!r})" if raw and raw != status else ""
-        late = " (late, after the step had ended)" if event.get("late") else ""
-        return [
-            at,
-            ("delivery report ", ""),
-            (status, f"bold {report_tone(status)}"),
-            (said + late, ""),
-        ]
+        return [at, *_report(event)]
     if kind == "channel_switch":
         return [
             ("switch", "bold yellow"),
@@ -91,15 +82,27 @@ def describe(event: dict[str, Any]) -> list[Piece]:
     if kind == "flow_verified":
         return [("code verified: flow verified", "bold green")]
     if kind in ("fraud_blocked", "fraud_monitored"):
-        blocked = kind == "fraud_blocked"
-        said = "blocked by the fraud guard" if blocked else "fraud guard would block"
-        detail = f": {event.get('reason')} ({event.get('country')})"
-        return [(said, "bold red" if blocked else "yellow"), (detail, "")]
+        return _fraud(event)
     if kind == "feedback":
         return [("the caller reported the code verified", "green")]
     if kind == "verify_failed":
         return [(f"wrong code entered ({event.get('attempts_left')} attempts left)", "yellow")]
     return [(str(kind), "")]
+
+
+def _report(event: dict[str, Any]) -> list[Piece]:
+    status = str(event.get("status"))
+    raw = event.get("provider_status")
+    said = f" (the provider said {raw!r})" if raw and raw != status else ""
+    late = " (late, after the step had ended)" if event.get("late") else ""
+    return [("delivery report ", ""), (status, f"bold {report_tone(status)}"), (said + late, "")]
+
+
+def _fraud(event: dict[str, Any]) -> list[Piece]:
+    blocked = event.get("type") == "fraud_blocked"
+    said = "blocked by the fraud guard" if blocked else "fraud guard would block"
+    detail = f": {event.get('reason')} ({event.get('country')})"
+    return [(said, "bold red" if blocked else "yellow"), (detail, "")]
 
 
 def plain(event: dict[str, Any]) -> str:

@@ -152,10 +152,28 @@ class OtpflowClient:
         flow_id = str(uuid.uuid4())
         # limits count a recipient however it is written (E.164, folded email address)
         recipients = flow.messages_per_recipient()
-        addresses = set(recipients)
+        remember = None
+        if idempotency is not None:
+            name, digest = idempotency
+            remember = (name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
+        admitted, screened = self._admit(flow_id, workspace, flow, recipients)
+        if admitted.kind == Kind.FRAUD_SHADOWED:
+            # told yes, like any flow: stored as blocked, never published
+            if remember is not None:
+                self.store.keep_idempotency(*remember)
+        else:
+            self._publish(flow_id, workspace, set(recipients), screened, remember)
+        self._index(flow_id, workspace, recipients)
+        return flow_id
+
+    def _admit(
+        self, flow_id: str, workspace: str, flow: FlowRequest, recipients: dict[str, int]
+    ) -> tuple[Outcome, Screening | None]:
+        """Screen, order and store the flow with its limits, raising what refused it.
+
+        The limits and the flow are one step, nothing stored if refused. A script cut off
+        midway leaves at most an unconfirmed flow, which its step-0 timer discards."""
         limits = self.settings.limits
-        # The limits and the flow in one step, nothing stored if refused. A script cut off
-        # midway leaves at most an unconfirmed flow, which its step-0 timer discards.
         rules = self.settings.fraud.for_workspace(workspace)
         screened = screening(self.store.keyring, rules, flow)
         reordered = None
@@ -178,15 +196,22 @@ class OtpflowClient:
             )
         if admitted.kind == Kind.FRAUD_REFUSED:
             raise FraudRefused(admitted.detail)
-        if admitted.kind == Kind.FRAUD_SHADOWED:
-            # told yes, like any flow: stored as blocked, never published
-            if idempotency is not None:
-                name, digest = idempotency
-                self.store.keep_idempotency(name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
-            self._index(flow_id, workspace, recipients)
-            return flow_id
-        if admitted.kind != Kind.OK:
+        if admitted.kind not in (Kind.OK, Kind.FRAUD_SHADOWED):
             raise refusal(admitted, limits)
+        return admitted, screened
+
+    def _publish(
+        self,
+        flow_id: str,
+        workspace: str,
+        addresses: set[str],
+        screened: Screening | None,
+        remember: tuple[str, str, int] | None,
+    ) -> None:
+        """Enqueue the stored flow's first send, then confirm it (and its Idempotency-Key).
+
+        A flow the broker would not take is taken back whole; one left unconfirmed is never
+        sent, and its step-0 timer discards it."""
         try:
             self.tasks.first_send(flow_id)
         except (BrokerError, OSError) as exc:
@@ -194,11 +219,6 @@ class OtpflowClient:
             raise ServiceUnavailable(
                 "task broker is unreachable; nothing was stored, try again"
             ) from exc
-        # unmarked, the flow is never sent and its step-0 timer discards it
-        remember = None
-        if idempotency is not None:
-            name, digest = idempotency
-            remember = (name, f"{digest} {flow_id}", IDEMPOTENCY_SECONDS)
         try:
             early = self.store.mark_enqueued(flow_id, remember)
         except FlowDiscarded as exc:
@@ -208,8 +228,6 @@ class OtpflowClient:
         if early:
             # a worker took the first send before this confirmation and let it go: send again
             self.tasks.send(flow_id, 0)
-        self._index(flow_id, workspace, recipients)
-        return flow_id
 
     def _index(self, flow_id: str, workspace: str, recipients: Iterable[str]) -> None:
         """Let support find an accepted flow by its recipients (the dashboard); the flow is

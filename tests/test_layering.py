@@ -117,3 +117,25 @@ def test_the_architecture_lists_every_room_and_floor() -> None:
         re.findall(r"`((?:api|worker|cli|providers|producers|flow)/[\w/]+\.py)`", text)
     ):
         assert (ROOT / named).is_file(), named
+
+
+LONGEST_FUNCTION = 60
+LONGEST_MODULE = 400
+
+
+def package_sources() -> list[Path]:
+    return [path for folder in FORBIDDEN for path in sorted((ROOT / folder).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", package_sources(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_small_pieces(path: Path) -> None:
+    """No function over ~60 lines; a module over ~400 says at its top why it stays one."""
+    source = path.read_text()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert length <= LONGEST_FUNCTION, f"{path}:{node.lineno} {node.name}: {length} lines"
+    if source.count("\n") > LONGEST_MODULE:
+        reason = re.search(r"^Why\b", ast.get_docstring(tree) or "", flags=re.MULTILINE)
+        assert reason, f"{path}: over {LONGEST_MODULE} lines with no 'Why ...' in its docstring"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from otpflow.cli.stack import free_port
 from otpflow.simulator.app import create_app
 
 from harness import HttpRecorder, wait_for
@@ -535,9 +535,7 @@ def test_reset_clears_and_cancels(client: httpx.Client, dlrs: HttpRecorder) -> N
 
 
 def test_serve_runs_real_server() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "otpflow.simulator", "--port", str(port), "--delay-ms", "10"],
         stdout=subprocess.DEVNULL,

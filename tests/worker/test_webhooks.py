@@ -88,7 +88,11 @@ def test_each_delivery_attempt_is_counted_by_its_result(redis_client: redis.Redi
 
 
 class Receiver:
-    """A TCP server on 127.0.0.1 that hands each connection to ``serve``."""
+    """A TCP server on 127.0.0.1 that hands each connection to ``serve``.
+
+    Not harness.HttpRecorder: these tests write the answer byte by byte (a trickled status
+    line, a body never finished, a hang-up mid-reply), which an HTTP server library won't.
+    """
 
     def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
