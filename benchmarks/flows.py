@@ -110,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 ]
             },
         ).raise_for_status()
-        client = OtpflowClient(
-            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
-        )
+        client = OtpflowClient(stack.settings())
         bodies = [flow_body(i, args.timeout) for i in range(args.flows)]
         # the load generator's own full collections (50 ms) would land inside send latencies
         freeze_heap()

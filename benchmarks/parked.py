@@ -37,7 +37,6 @@ from rich.console import Console
 from rich.table import Table
 
 from otpflow.cli.stack import Stack
-from otpflow.config.settings import Settings
 from otpflow.flow import keys
 from otpflow.producers import OtpflowClient
 
@@ -93,9 +92,7 @@ class Bench:
         self.args = args
         self.stack = stack
         self.sim = httpx.Client(base_url=stack.sim_url, timeout=120)
-        self.client = OtpflowClient(
-            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
-        )
+        self.client = OtpflowClient(stack.settings())
         self.state = self.client.redis
         self.next_number = 0
 

@@ -34,7 +34,6 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from otpflow.config.settings import Settings
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.store import FlowStore
 from otpflow.producers import OtpflowClient
@@ -92,9 +91,7 @@ def run_mode(args: argparse.Namespace, mode: str, flows: list[Flow]) -> None:
     numbers = [random_mobile(flow.country, rng) for flow in flows]
     bodies = [sms_then_whatsapp(to, args.sms_timeout, 30) for to in numbers]
     with bench_stack(args.redis, args.workers, args.concurrency, extra_env=env) as stack:
-        settings = Settings(
-            redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret
-        )
+        settings = stack.settings()
         client = OtpflowClient(settings)
         sim = httpx.Client(base_url=stack.sim_url, timeout=30)
         sim.post("/_sim/rules", json={"rules": HEALTHY}).raise_for_status()

@@ -35,7 +35,6 @@ import redis
 from rich.console import Console
 
 from otpflow.cli.stack import Stack
-from otpflow.config.settings import Settings
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.metrics import Metrics, field, series
 from otpflow.flow.store import FlowStore
@@ -113,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
         httpx.post(
             f"{stack.sim_url}/_sim/rules", json={"rules": rules}, timeout=60
         ).raise_for_status()
-        client = OtpflowClient(
-            Settings(redis_url=stack.redis_url, broker_url=stack.broker_url, secret=stack.secret)
-        )
+        client = OtpflowClient(stack.settings())
         duration = args.flows / args.rate
         plan = sorted(
             [(rng.uniform(0.15, 0.85) * duration, "kill") for _ in range(3)]

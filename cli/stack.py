@@ -21,6 +21,8 @@ import httpx
 import redis
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from otpflow.config.settings import Settings, overrides_from_names
+
 SIM_API_KEY = "sim-key"
 SIM_WORKSPACE = "sim-workspace"
 SIM_MESSAGEFLOW_KEY, SIM_MESSAGEFLOW_TOKEN = "mf-app-key", "mf-token"
@@ -118,6 +120,11 @@ class Stack:
         )
         env.update(self.extra_env)
         return env
+
+    def settings(self) -> Settings:
+        """The settings the stack's processes run with (its store, broker, secret and
+        ``extra_env``), for a producer in this process: a benchmark's load generator."""
+        return Settings(**overrides_from_names(self.env()))
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out: int | object = subprocess.DEVNULL
