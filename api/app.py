@@ -28,7 +28,6 @@ from otpflow.api.schemas import REF, FeedbackBody, VerifyBody
 from otpflow.config.process import freeze_heap
 from otpflow.config.settings import InsecureDefaultWarning, Settings, load_settings
 from otpflow.flow.logs import configure_logging
-from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowEnvelope
 from otpflow.producers.client import OtpflowClient
 from otpflow.providers import build_providers
@@ -54,13 +53,13 @@ def create_app(settings: Settings, client: OtpflowClient | None = None) -> FastA
         version="0.1.0",
         summary="Multi-channel OTP delivery with delivery-report driven fallback.",
         lifespan=lifespan,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **dashboard.EXCEPTION_HANDLERS},
     )
     app.state.services = Services(
         settings=settings,
         otp=otp,
         intake=intake,
-        metrics=Metrics(otp.store.redis),
+        metrics=otp.store.metrics,
         api_keys=dict(settings.api_keys),
     )
     app.add_middleware(LimitBodySize, max_bytes=MAX_BODY_BYTES)

@@ -9,6 +9,7 @@ exact, keyed lookup (``FlowStore.dashboard``); no page holds a message's text or
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -72,8 +73,54 @@ def to_signin() -> RedirectResponse:
     return RedirectResponse("/dashboard/signin", status_code=303)
 
 
-async def signed_in(api: Services, request: Request) -> DashboardSession | None:
-    return await run_in_threadpool(current_session, api.otp.store.dashboard, request)
+class _SignIn(Exception):
+    """No session: the browser is sent to sign in; a page's live part (htmx) is answered 401."""
+
+    def __init__(self, live: bool = False) -> None:
+        super().__init__("not signed in")
+        self.live = live
+
+
+class _Refused(Exception):
+    """A page that cannot be shown, with why (an HTML page, not the API's JSON)."""
+
+    def __init__(self, status: int, message: str, session: DashboardSession | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.session = status, message, session
+
+
+async def session_of(api: Services, request: Request, live: bool = False) -> DashboardSession:
+    """The request's session; none raises _SignIn. Called by each page, not a FastAPI
+    dependency: a bad query parameter is still answered before the session is looked up."""
+    session = await run_in_threadpool(current_session, api.otp.store.dashboard, request)
+    if session is None:
+        raise _SignIn(live)
+    return session
+
+
+async def check_form_token(request: Request, session: DashboardSession) -> None:
+    """A signed-in form's CSRF token must be its session's."""
+    fields = await form(request)
+    if not same_token(session.csrf, fields.get("csrf")):
+        raise _Refused(403, "This form expired: reload the page", session)
+
+
+async def _sign_in_first(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _SignIn)
+    return Response(status_code=401) if exc.live else to_signin()
+
+
+async def _refused_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _Refused)
+    context = {"session": exc.session, "message": exc.message}
+    return page(request, "error.html", context, exc.status)
+
+
+# How a page that cannot be shown is answered (create_app adds them to the API's own).
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    _SignIn: _sign_in_first,
+    _Refused: _refused_page,
+}
 
 
 def signin_form(
@@ -96,7 +143,7 @@ async def signin_page(request: Request) -> Response:
 async def signin(request: Request, api: Api) -> Response:
     fields = await form(request)
     if not same_token(request.cookies.get(SIGNIN_COOKIE), fields.get("csrf")):
-        return refused(request, _Refused(403, "The sign-in form expired: reload the page", None))
+        raise _Refused(403, "The sign-in form expired: reload the page", None)
     workspace, user = fields.get("workspace", "").strip(), fields.get("user", "").strip()
     settings = api.settings.dashboard
     store = api.otp.store.dashboard
@@ -117,12 +164,8 @@ async def signin(request: Request, api: Api) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request, api: Api) -> Response:
-    session = await signed_in(api, request)
-    if session is None:
-        return to_signin()
-    fields = await form(request)
-    if not same_token(session.csrf, fields.get("csrf")):
-        return refused(request, _Refused(403, "This form expired: reload the page", session))
+    session = await session_of(api, request)
+    await check_form_token(request, session)
     response = to_signin()
     await run_in_threadpool(close_session, api.otp.store.dashboard, session, response)
     return response
@@ -130,9 +173,7 @@ async def signout(request: Request, api: Api) -> Response:
 
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request, api: Api) -> Response:
-    session = await signed_in(api, request)
-    if session is None:
-        return to_signin()
+    session = await session_of(api, request)
     store = api.otp.store.dashboard
     ids = await run_in_threadpool(store.recent, session.workspace)
     flows = await run_in_threadpool(flow_rows, store, ids, session.workspace)
@@ -159,9 +200,7 @@ def recipient_key(query: str) -> str | None:
 async def search(
     request: Request, api: Api, q: Annotated[str, Query(max_length=320)] = ""
 ) -> Response:
-    session = await signed_in(api, request)
-    if session is None:
-        return to_signin()
+    session = await session_of(api, request)
     store = api.otp.store.dashboard
     query = q.strip()
     context: dict[str, Any] = {"session": session, "query": query, "flows": []}
@@ -190,26 +229,10 @@ async def search(
     return page(request, "home.html", context)
 
 
-class _SignIn(Exception):
-    """No session: the page sends the browser to sign in."""
-
-
-class _Refused(Exception):
-    """A page that cannot be shown, with why (an HTML page, not the API's JSON)."""
-
-    def __init__(self, status: int, message: str, session: DashboardSession | None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.session = status, message, session
-
-
-def refused(request: Request, why: _Refused) -> Response:
-    return page(request, "error.html", {"session": why.session, "message": why.message}, why.status)
-
-
-async def _flow(request: Request, api: Services, flow_id: str) -> tuple[DashboardSession, Any]:
-    session = await signed_in(api, request)
-    if session is None:
-        raise _SignIn()
+async def _flow(
+    request: Request, api: Services, flow_id: str, live: bool = False
+) -> tuple[DashboardSession, Any]:
+    session = await session_of(api, request, live)
     try:
         flow_id = str(uuid.UUID(flow_id))
     except ValueError as exc:
@@ -222,12 +245,7 @@ async def _flow(request: Request, api: Services, flow_id: str) -> tuple[Dashboar
 
 @router.get("/flows/{flow_id}", response_class=HTMLResponse)
 async def flow_page(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
-    try:
-        session, view = await _flow(request, api, flow_id)
-    except _SignIn:
-        return to_signin()
-    except _Refused as why:
-        return refused(request, why)
+    session, view = await _flow(request, api, flow_id)
     context = {"session": session, "flow": view, "can_cancel": session.can_act}
     return page(request, "flow.html", context)
 
@@ -235,28 +253,16 @@ async def flow_page(request: Request, api: Api, flow_id: Annotated[str, Path()])
 @router.get("/flows/{flow_id}/story", response_class=HTMLResponse)
 async def flow_story(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
     """The live part of a flow's page (htmx swaps it in every 2 s while the flow runs)."""
-    try:
-        session, view = await _flow(request, api, flow_id)
-    except _SignIn:
-        return Response(status_code=401)
-    except _Refused as why:
-        return refused(request, why)
+    session, view = await _flow(request, api, flow_id, live=True)
     return page(request, "_story.html", {"session": session, "flow": view})
 
 
 @router.post("/flows/{flow_id}/cancel")
 async def cancel(request: Request, api: Api, flow_id: Annotated[str, Path()]) -> Response:
-    try:
-        session, view = await _flow(request, api, flow_id)
-    except _SignIn:
-        return to_signin()
-    except _Refused as why:
-        return refused(request, why)
-    fields = await form(request)
-    if not same_token(session.csrf, fields.get("csrf")):
-        return refused(request, _Refused(403, "This form expired: reload the page", session))
+    session, view = await _flow(request, api, flow_id)
+    await check_form_token(request, session)
     if not session.can_act:
-        return refused(request, _Refused(403, "Support accounts only read", session))
+        raise _Refused(403, "Support accounts only read", session)
     await run_in_threadpool(api.otp.cancel, view["id"])
     return RedirectResponse(f"/dashboard/flows/{view['id']}", status_code=303)
 
@@ -265,11 +271,9 @@ async def cancel(request: Request, api: Api, flow_id: Annotated[str, Path()]) ->
 async def analytics(
     request: Request, api: Api, period: Annotated[str, Query(max_length=8)] = "day"
 ) -> Response:
-    session = await signed_in(api, request)
-    if session is None:
-        return to_signin()
+    session = await session_of(api, request)
     if period not in PERIODS:
-        return refused(request, _Refused(400, "The period is hour, day or week", session))
+        raise _Refused(400, "The period is hour, day or week", session)
     context = await run_in_threadpool(
         analytics_context, api.otp, session.workspace, PERIODS[period]
     )

@@ -2,8 +2,9 @@
 with ``errors`` naming every bad field by its path, and never FastAPI's 422.
 
 ``EXCEPTION_HANDLERS`` maps each error a route may raise to that answer: the API's own
-``ApiError``, FastAPI's parameter validation, and the producers' errors (answered by their own
-``error_reply``, so the API, Flask and Django answer alike).
+``ApiError``, FastAPI's parameter validation, the producers' errors (answered by their own
+``error_reply``, so the API, Flask and Django answer alike), and Redis failing under a route
+(a 503, as a producer's ``ServiceUnavailable``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from otpflow.flow.models import InvalidRequest
 from otpflow.producers.errors import (
+    STORE_UNREACHABLE,
     Conflict,
     FraudRefused,
     RateLimited,
@@ -71,6 +74,12 @@ async def producer_error(_: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+async def store_unreachable(request: Request, exc: Exception) -> Response:
+    """Redis failing under a route's own read is answered as a producer's: 503."""
+    assert isinstance(exc, redis.RedisError)
+    return await producer_error(request, ServiceUnavailable(STORE_UNREACHABLE))
+
+
 EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     ApiError: api_error,
     RequestValidationError: bad_parameters,
@@ -79,4 +88,5 @@ EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]
     Conflict: producer_error,
     FraudRefused: producer_error,
     ServiceUnavailable: producer_error,
+    redis.RedisError: store_unreachable,
 }

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from otpflow.flow.metrics import LATENCY_BUCKETS, METRICS, Metrics, bucket_label, parse_field
 from otpflow.flow.router import Router
+from otpflow.flow.routing import BreakerState
 
 NAMESPACE = "otpflow"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -68,7 +69,8 @@ class RedisCollector(Collector):
 
 
 # Routing's gauges, made at each scrape from the live table (name -> help, labels).
-BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# a breaker's gauge value: its state's place in BreakerState (0 closed, 1 half-open, 2 open)
+BREAKER_GAUGE = {state: value for value, state in enumerate(BreakerState)}
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "routing_score": (
         "Adaptive routing's score of a provider for a channel and country (0-1).",
@@ -105,7 +107,7 @@ class RoutingCollector(Collector):
             if row["delivered_share"] is not None:
                 families["routing_delivered_share"].add_metric(labels, row["delivered_share"])
             families["routing_preferred"].add_metric(labels, float(row["preferred"]))
-            breakers[(row["provider"], row["channel"])] = BREAKER_STATES[row["breaker"]]
+            breakers[(row["provider"], row["channel"])] = BREAKER_GAUGE[row["breaker"]]
         for pair, state in sorted(breakers.items()):
             families["routing_breaker_state"].add_metric(list(pair), state)
         yield from families.values()

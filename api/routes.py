@@ -2,7 +2,8 @@
 delivery reports, and the operator's probes and metrics.
 
 Every route takes the process's ``Services`` as a dependency (``api: Api``); blocking calls to
-Redis and the broker run in the thread pool, never on the event loop.
+Redis and the broker run in the thread pool, never on the event loop. Redis failing under a
+route is answered 503 by one handler (``errors.py``).
 """
 
 from __future__ import annotations
@@ -160,10 +161,7 @@ async def feedback(
     responses=error_responses(401, 503),
 )
 async def fraud_blocks(api: Api, workspace: Workspace) -> dict[str, Any]:
-    try:
-        blocks = await run_in_threadpool(api.otp.store.fraud.blocks, workspace)
-    except redis.RedisError as exc:
-        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    blocks = await run_in_threadpool(api.otp.store.fraud.blocks, workspace)
     return {"blocks": [block_json(block) for block in blocks]}
 
 
@@ -180,10 +178,7 @@ async def lift_block(
 ) -> dict[str, Any]:
     if not BLOCK_ID.fullmatch(block_id):
         raise invalid_field("block_id", "an id GET /v1/fraud/blocks lists")
-    try:
-        lifted = await run_in_threadpool(api.otp.store.fraud.lift, workspace, block_id)
-    except redis.RedisError as exc:
-        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    lifted = await run_in_threadpool(api.otp.store.fraud.lift, workspace, block_id)
     if not lifted:
         raise ApiError(404, "no such block")
     return {"success": True, "message": "block lifted"}
@@ -199,10 +194,7 @@ async def lift_block(
 )
 async def routing_stats(api: Api, workspace: Workspace) -> dict[str, Any]:
     routing = api.settings.routing
-    try:
-        rows = await run_in_threadpool(api.otp.router.table)
-    except redis.RedisError as exc:
-        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    rows = await run_in_threadpool(api.otp.router.table)
     return {
         "mode": routing.mode,
         "policy": routing.policy,
@@ -242,8 +234,6 @@ async def dlr(
         raise ApiError(401, "invalid callback token") from exc
     except InvalidDlr as exc:
         raise ApiError(400, str(exc)) from exc
-    except redis.RedisError as exc:
-        raise ApiError(503, "flow store (Redis) is unreachable") from exc
     if outcome.kind == Kind.MISSING:
         raise ApiError(404, "no such flow")
     return {"success": True, "message": outcome.kind}
@@ -280,8 +270,5 @@ async def readyz(api: Api) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE: {}}}},
 )
 async def prometheus_metrics(api: Api) -> Response:
-    try:
-        body = await run_in_threadpool(render, api.metrics, api.otp.router)
-    except redis.RedisError as exc:
-        raise ApiError(503, "flow store (Redis) is unreachable") from exc
+    body = await run_in_threadpool(render, api.metrics, api.otp.router)
     return Response(body, media_type=CONTENT_TYPE)

@@ -40,9 +40,9 @@ from ceiling import measure as measure_ceiling
 from rich.console import Console
 from rich.table import Table
 
-from otpflow.config.celery import make_celery
 from otpflow.config.process import freeze_heap
 from otpflow.config.settings import Settings
+from otpflow.flow.contract import make_celery
 from otpflow.producers import OtpflowClient
 
 from common import (

@@ -11,8 +11,8 @@ import os
 
 import redis
 
-from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
+from otpflow.flow.contract import make_celery
 
 BROKER_URL = os.environ.get("CEILING_BROKER_URL", "redis://127.0.0.1:6379/10")
 COUNTER_URL = os.environ.get("CEILING_COUNTER_URL", "redis://127.0.0.1:6379/11")

@@ -227,8 +227,8 @@ class Stack:
             self.wait_workers(len(workers), deadline - time.monotonic())
 
     def wait_workers(self, count: int, timeout: float) -> None:
-        from otpflow.config.celery import make_celery
         from otpflow.config.settings import Settings
+        from otpflow.flow.contract import make_celery
 
         app = make_celery(Settings(redis_url=self.redis_url, broker_url=self.broker_url))
         deadline = time.monotonic() + timeout

@@ -1,7 +1,8 @@
 """The Celery configuration shared by producers (which only enqueue) and workers.
 
-Task names and queues live here so a producer can enqueue step 0 by name without importing
-worker code. The choices, and why:
+The queues and the broker's settings live here; the task names, and which queue each goes on,
+are the task contract's (``otpflow.flow.contract``, which builds the Celery app with both: this
+floor imports nothing of OTPflow). The choices, and why:
 
 - Queues per concern: a slow provider fills ``otpflow.send`` but never delays the caller's
   webhooks on ``otpflow.webhook``. Timeouts are not tasks at all: each worker's timer loop
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
 from kombu import Exchange, Queue
 
 from otpflow.config.settings import Settings
@@ -32,20 +32,9 @@ SEND_QUEUE = "otpflow.send"
 WEBHOOK_QUEUE = "otpflow.webhook"
 ALL_QUEUES = (SEND_QUEUE, WEBHOOK_QUEUE)
 
-SEND_STEP = "otpflow.send_step"
-NOTIFY_SWITCH = "otpflow.notify_switch"
-RELAY_DLR = "otpflow.relay_dlr"
-NOTIFY_TERMINAL = "otpflow.notify_terminal"
-
-TASK_ROUTES = {
-    SEND_STEP: {"queue": SEND_QUEUE},
-    NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
-    RELAY_DLR: {"queue": WEBHOOK_QUEUE},
-    NOTIFY_TERMINAL: {"queue": WEBHOOK_QUEUE},
-}
-
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    """Everything of a Celery app's configuration but its task routes (the contract's)."""
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
@@ -69,7 +58,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": SEND_QUEUE,
         "task_default_exchange": SEND_QUEUE,
         "task_default_routing_key": SEND_QUEUE,
-        "task_routes": TASK_ROUTES,
         "task_acks_late": False,
         "task_acks_on_failure_or_timeout": True,
         # a message a killed worker held is not restored: its step's timer or its webhook's lease
@@ -87,10 +75,3 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,  # workers reconnect by themselves, forever
         "redis_socket_timeout": 10,
     }
-
-
-def make_celery(settings: Settings, main: str = "otpflow") -> Celery:
-    """A configured Celery app with no tasks: enough to enqueue by name."""
-    app = Celery(main, set_as_current=False)
-    app.conf.update(celery_config(settings))
-    return app

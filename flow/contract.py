@@ -1,4 +1,5 @@
-"""The task contract: every OTPflow task enqueued by name, its arguments spelled once.
+"""The task contract: every OTPflow task's name, queue and arguments, spelled once, and the
+Celery app that enqueues them by name (:func:`make_celery`).
 
 Producers, the API's DLR intake, the worker's tasks and its timer loop all enqueue through
 :class:`Tasks`, so no one writes a task's argument order twice. Arguments are ids and counters
@@ -18,13 +19,28 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
+from otpflow.config.celery import SEND_QUEUE, WEBHOOK_QUEUE, celery_config
+from otpflow.config.settings import Settings
 from otpflow.flow.outcomes import Outcome
 from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore
 
+SEND_STEP = "otpflow.send_step"
+NOTIFY_SWITCH = "otpflow.notify_switch"
+RELAY_DLR = "otpflow.relay_dlr"
+NOTIFY_TERMINAL = "otpflow.notify_terminal"
+
+# Each task's queue: a slow provider fills the send queue but never delays a caller's webhooks.
+TASK_ROUTES = {
+    SEND_STEP: {"queue": SEND_QUEUE},
+    NOTIFY_SWITCH: {"queue": WEBHOOK_QUEUE},
+    RELAY_DLR: {"queue": WEBHOOK_QUEUE},
+    NOTIFY_TERMINAL: {"queue": WEBHOOK_QUEUE},
+}
+
 # Every task's arguments, in order: the one place they are spelled. The worker's task functions
-# take exactly these (tests/worker/test_celery_app.py holds them to it).
+# take exactly these, and so do the helpers of :class:`Tasks` (tests/worker/test_celery_app.py
+# and tests/flow/test_contract.py hold them to it).
 ARGUMENTS: dict[str, tuple[str, ...]] = {
     SEND_STEP: ("flow_id", "step", "attempt", "provider_index", "provider_attempt"),
     NOTIFY_SWITCH: ("flow_id", "from_step", "to_step", "attempt"),
@@ -40,6 +56,14 @@ AT_LEAST_ONCE = frozenset({NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR})
 REPUBLISH_DELAY_SECONDS = 1.0
 
 logger = logging.getLogger("otpflow.tasks")
+
+
+def make_celery(settings: Settings, main: str = "otpflow") -> Celery:
+    """A configured Celery app that routes each task above to its queue, with no tasks of its
+    own: enough to enqueue by name (the worker registers its tasks on one)."""
+    app = Celery(main, set_as_current=False)
+    app.conf.update(celery_config(settings), task_routes=TASK_ROUTES)
+    return app
 
 
 def arguments(name: str, **values: Any) -> list[Any]:

@@ -23,11 +23,9 @@ FOUND_FLOWS = 50
 
 
 def lua_prelude() -> str:
-    """The constants ``dashboard.lua`` needs: a stats key's two parts around the workspace
-    (the key depends on it and on Redis's clock), the bucket's width, the counts' TTL."""
-    before, after = keys.dashboard_stats("\x00", 0).removesuffix("0").split("\x00")
+    """The constants ``dashboard.lua`` needs: the bucket's width, the counts' TTL (a bucket's
+    key is named by ``dashboard_stats_key``, :func:`keys.lua_builders`)."""
     return f"""
-local DASHBOARD_STATS_KEY = {{'{before}', '{after}'}}
 local DASHBOARD_BUCKET_SECONDS = {BUCKET_SECONDS}
 local DASHBOARD_STATS_TTL = {STATS_TTL_SECONDS}
 """

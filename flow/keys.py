@@ -1,8 +1,13 @@
-"""Every Redis key OTPflow uses, in one place. Each one carries a TTL (see the store)."""
+"""Every Redis key OTPflow uses, in one place. Each one carries a TTL (see the store).
+
+A script is handed every key it touches, but for those named by Redis's clock (a statistics
+bucket): for them :func:`lua_builders` renders a Lua function made from the function here.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 PREFIX = "otpflow"
 
@@ -212,3 +217,28 @@ def flow_keys(flow_id: str) -> list[str]:
         code(flow_id),
         confirmed(flow_id),
     ]
+
+
+# Keys a script names itself, its bucket read from Redis's clock: the Lua function, the
+# function here it is made from, and its parameters.
+LUA_BUILT: tuple[tuple[str, Callable[..., str], tuple[str, ...]], ...] = (
+    ("routing_stats_key", routing_stats, ("bucket",)),
+    ("dashboard_stats_key", dashboard_stats, ("workspace", "bucket")),
+)
+
+
+def lua_builders() -> str:
+    """Lua functions naming the :data:`LUA_BUILT` keys, made by calling each function here
+    with markers for its parameters: the key's format is spelled only above."""
+    return "".join(_lua_builder(name, build, params) for name, build, params in LUA_BUILT)
+
+
+def _lua_builder(name: str, build: Callable[..., str], params: tuple[str, ...]) -> str:
+    built = build(*(f"\x00{param}\x00" for param in params)).split("\x00")
+    # literal, parameter, literal, ...: each parameter must reach the key as it came, and
+    # each literal be one Lua can quote as it is
+    literals = built[::2]
+    if tuple(built[1::2]) != params or any(set(part) & set("'\\\n") for part in literals):
+        raise ValueError(f"{build.__name__} cannot be rendered as Lua ({name})")
+    parts = [f"'{part}'" if n % 2 == 0 else part for n, part in enumerate(built) if part]
+    return f"local function {name}({', '.join(params)}) return {' .. '.join(parts)} end\n"

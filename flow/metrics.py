@@ -110,30 +110,16 @@ def bucket_label(bound: float) -> str:
 
 
 def lua_prelude() -> str:
-    """Lua for the store's scripts: ``count(field)`` and ``observe_latency(labels, seconds)``.
-
-    The bucket labels are rendered here, so Lua and the scrape spell them the same way.
-    """
+    """The constants ``lua/metrics.lua`` needs: the counters' TTL and the latency buckets,
+    each ``{bound, label}``; the labels are rendered here, so Lua and the scrape spell them
+    the same way."""
     buckets = ", ".join(
         f'{{{"math.huge" if b == math.inf else repr(b)}, "{bucket_label(b)}"}}'
         for b in LATENCY_BUCKETS
     )
     return f"""
-local METRICS_KEY = KEYS[5]
+local METRICS_TTL = {METRICS_TTL_SECONDS}
 local LATENCY_BUCKETS = {{{buckets}}}
-local function count(name)
-  redis.call('HINCRBY', METRICS_KEY, name, 1)
-  redis.call('EXPIRE', METRICS_KEY, {METRICS_TTL_SECONDS})
-end
-local function observe_latency(labels, seconds)
-  for _, bucket in ipairs(LATENCY_BUCKETS) do
-    if seconds <= bucket[1] then
-      count('dlr_latency_seconds|' .. labels .. '|le=' .. bucket[2])
-      break
-    end
-  end
-  redis.call('HINCRBYFLOAT', METRICS_KEY, 'dlr_latency_seconds_sum|' .. labels, seconds)
-end
 """
 
 
@@ -144,7 +130,8 @@ def incr_in(pipe: Pipeline, metric: str, **labels: str) -> None:
 
 
 class Metrics:
-    """Adds to the shared counters from Python (what no store transition counts)."""
+    """Adds to the shared counters from Python (what no store transition counts), and reads
+    them all. The flow store owns the one each process writes with (``FlowStore.metrics``)."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis

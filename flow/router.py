@@ -31,6 +31,7 @@ from otpflow.flow.models import FlowRequest
 from otpflow.flow.routing import (
     PRIOR_WEIGHT,
     Breaker,
+    BreakerState,
     Route,
     RouteStats,
     Score,
@@ -93,9 +94,10 @@ class Router:
             name: snap.breakers.get((name, channel), Breaker()).effective(now, cooldown)
             for name in providers
         }
-        closed = [name for name in ranked if states[name] == "closed"]
-        half_open = [name for name in ranked if states[name] == "half_open"]
-        order = [*closed, *half_open, *(name for name in ranked if states[name] == "open")]
+        closed = [name for name in ranked if states[name] == BreakerState.CLOSED]
+        half_open = [name for name in ranked if states[name] == BreakerState.HALF_OPEN]
+        cooling = [name for name in ranked if states[name] == BreakerState.OPEN]
+        order = [*closed, *half_open, *cooling]
         first, why = order[0], ""
         if half_open and (not closed or self.rng.random() < self.settings.probe_share):
             first, why = half_open[0], "probe"

@@ -30,11 +30,13 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from otpflow.config.routing import WINDOW_BUCKETS, RoutingPolicy, RoutingSettings
 from otpflow.flow import keys
 from otpflow.flow.metrics import LATENCY_BUCKETS
+from otpflow.flow.states import lua_enum
 
 COUNTERS = (
     "sent",
@@ -68,7 +70,6 @@ POLICY_WEIGHTS: dict[RoutingPolicy, dict[str, float]] = {
 BREAKER_WINDOW_SECONDS = 60
 # an open breaker's cooldown doubles with each reopening, up to 2 ** 3 times
 BREAKER_MAX_DOUBLINGS = 3
-BREAKER_STATES = ("closed", "half_open", "open")
 # A bucket's counts weigh half as much every HALF_LIFE_BUCKETS buckets back: a provider that
 # degrades now is seen within a fifth of the window, not after the window has turned over,
 # while the whole window still keeps a provider that gets little traffic measured.
@@ -210,30 +211,46 @@ def score(
     return sorted(scored, key=lambda s: (-round(s.value, 9), order[s.provider]))
 
 
+class BreakerState(StrEnum):
+    """A (provider, channel)'s circuit breaker (``routing.lua`` moves it, reads it as
+    ``BREAKER``); the order is its gauge's value."""
+
+    CLOSED = "closed"  # sends go through, counted
+    HALF_OPEN = "half_open"  # its cooldown has passed: a few probes decide
+    OPEN = "open"  # skipped while it cools down
+
+
+def breaker_cooldown(base_seconds: float, opened: int) -> float:
+    """An open breaker's cooldown after its ``opened``-th opening in a row: the base, doubled
+    with each reopening, up to 2 ** BREAKER_MAX_DOUBLINGS times. Lua reads it rendered
+    (``BREAKER_COOLDOWNS``, :func:`lua_prelude`)."""
+    return float(base_seconds * 2 ** min(max(opened - 1, 0), BREAKER_MAX_DOUBLINGS))
+
+
 @dataclass(frozen=True)
 class Breaker:
     """One (provider, channel)'s circuit breaker as stored (``routing.lua`` moves it)."""
 
-    state: str = "closed"
+    state: BreakerState = BreakerState.CLOSED
     since: float = 0.0
     opened: int = 0
     ok: int = 0
     err: int = 0
 
     def cooldown(self, base_seconds: float) -> float:
-        return float(base_seconds * 2 ** min(max(self.opened - 1, 0), BREAKER_MAX_DOUBLINGS))
+        return breaker_cooldown(base_seconds, self.opened)
 
-    def effective(self, now: float, base_seconds: float) -> str:
+    def effective(self, now: float, base_seconds: float) -> BreakerState:
         """``open`` (skipped), ``half_open`` (probed) or ``closed`` at ``now`` (Redis time):
         an open breaker whose cooldown has passed takes probes."""
-        if self.state == "open" and now >= self.since + self.cooldown(base_seconds):
-            return "half_open"
+        if self.state == BreakerState.OPEN and now >= self.since + self.cooldown(base_seconds):
+            return BreakerState.HALF_OPEN
         return self.state
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> Breaker:
         return cls(
-            state=fields.get("state", "closed"),
+            state=BreakerState(fields.get("state", BreakerState.CLOSED)),
             since=float(fields.get("since", 0)),
             opened=int(fields.get("opened", 0)),
             ok=int(fields.get("ok", 0)),
@@ -268,12 +285,16 @@ def stats_field(provider: str, channel: str, country: str, counter: str) -> str:
 
 
 def lua_prelude(settings: RoutingSettings) -> str:
-    """The constants ``routing.lua`` needs, rendered from the settings and :mod:`.keys`
-    (a bucket's key name depends on Redis's clock, so the script makes it from this prefix)."""
+    """The constants ``routing.lua`` needs, rendered from the settings, :mod:`.keys` (a
+    statistics bucket's key is named by ``routing_stats_key``, :func:`keys.lua_builders`),
+    the breaker's states and its cooldowns: ``BREAKER_COOLDOWNS[n]`` after the n-th opening
+    in a row (:func:`breaker_cooldown`; the last holds for every later one)."""
     edges = ", ".join("math.huge" if b == math.inf else repr(b) for b in LATENCY_BUCKETS)
-    stats_prefix = keys.routing_stats(0).removesuffix("0")
-    return f"""
-local ROUTING_STATS_PREFIX = '{stats_prefix}'
+    base = settings.breaker_cooldown_seconds
+    cooldowns = ", ".join(
+        repr(breaker_cooldown(base, opened)) for opened in range(1, BREAKER_MAX_DOUBLINGS + 2)
+    )
+    constants = f"""
 local ROUTING_BREAKERS_KEY = '{keys.routing_breakers()}'
 local ROUTING_BUCKET_SECONDS = {settings.bucket_seconds}
 local ROUTING_STATS_TTL = {settings.window_seconds + 2 * settings.bucket_seconds}
@@ -281,8 +302,8 @@ local ROUTING_LATENCY_EDGES = {{{edges}}}
 local BREAKER_WINDOW = {BREAKER_WINDOW_SECONDS}
 local BREAKER_ERROR_SHARE = {settings.breaker_error_share!r}
 local BREAKER_MIN_VOLUME = {settings.breaker_min_volume}
-local BREAKER_COOLDOWN = {settings.breaker_cooldown_seconds!r}
-local BREAKER_MAX_DOUBLINGS = {BREAKER_MAX_DOUBLINGS}
+local BREAKER_COOLDOWNS = {{{cooldowns}}}
 local BREAKER_PROBES = {settings.breaker_probes}
 local BREAKER_TTL = {max(24 * 3600, settings.window_seconds * 2)}
 """
+    return lua_enum("BREAKER", BreakerState) + constants

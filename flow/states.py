@@ -1,7 +1,9 @@
 """The flow and step state machines: every allowed (state, event) -> state, in one table.
 
-The store's Lua transitions read these tables (rendered into the scripts at load time), so a
-transition that is not listed here cannot happen, whoever asks for it and however often.
+The store's Lua transitions read these tables (rendered into the scripts at load time, with
+the status sets, the delivery-report policy and the switch reasons below), and every status a
+script writes goes through them (``lua/moves.lua``), so a transition that is not listed here
+cannot happen, whoever asks for it and however often.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class FlowEvent(StrEnum):
     CANCEL = "cancel"
     VERIFY = "verify"  # the person entered the right code
     LOCK = "lock"  # too many wrong codes
+    BLOCK = "block"  # the fraud guard refused it in shadow mode: stored, ended, never sent
 
 
 STEP_TRANSITIONS: dict[tuple[StepStatus, StepEvent], StepStatus] = {
@@ -77,6 +80,8 @@ FLOW_TRANSITIONS: dict[tuple[FlowStatus, FlowEvent], FlowStatus] = {
     (FlowStatus.DELIVERED, FlowEvent.VERIFY): FlowStatus.VERIFIED,
     (FlowStatus.QUEUED, FlowEvent.LOCK): FlowStatus.FAILED,
     (FlowStatus.IN_PROGRESS, FlowEvent.LOCK): FlowStatus.FAILED,
+    # as it is stored, before any step is sent (submit.lua)
+    (FlowStatus.QUEUED, FlowEvent.BLOCK): FlowStatus.BLOCKED,
 }
 
 TERMINAL_FLOW = frozenset(
@@ -98,6 +103,10 @@ ENDED_STEP = frozenset(
         StepStatus.SKIPPED,
     }
 )
+# A step in one of these has its message out, or going out: its deadline or a report ends it.
+RUNNING_STEP = frozenset({StepStatus.SENDING, StepStatus.SENT})
+# A step in one of these sent nothing: a report naming it is not its own.
+UNSENT_STEP = frozenset({StepStatus.PENDING, StepStatus.SKIPPED})
 
 
 def lua_table(name: str, transitions: dict[tuple[str, str], str]) -> str:
@@ -115,6 +124,25 @@ def lua_set(name: str, members: frozenset[str]) -> str:
     return f"local {name} = {{{entries}}}\n"
 
 
+def lua_enum(name: str, members: type[StrEnum]) -> str:
+    """Render an enum as a Lua table literal: ``NAME.MEMBER`` is the member's value."""
+    entries = ", ".join(f'{member.name} = "{member.value}"' for member in members)
+    return f"local {name} = {{{entries}}}\n"
+
+
+class SwitchReason(StrEnum):
+    """Why a step ended undelivered, so the flow moved to its next step (or, after the last,
+    failed with it as its reason): on the ``channel_switch`` event, its webhook and metric."""
+
+    TIMEOUT = "timeout"  # sent, and no final report within the step's timeout
+    SEND_ERROR = "send_error"  # every provider refused the message or stayed unreachable
+    SEND_LEASE_EXPIRED = "send_lease_expired"  # its send task vanished mid-send
+    DLR_FAILED = "dlr_failed"
+    DLR_UNDELIVERED = "dlr_undelivered"
+    DLR_EXPIRED = "dlr_expired"
+    DLR_REJECTED = "dlr_rejected"
+
+
 class DlrStatus(StrEnum):
     """Delivery report statuses, normalised from every provider's own words (SPEC §3)."""
 
@@ -130,23 +158,23 @@ class DlrStatus(StrEnum):
 
 # What a delivery report's status does to its step, one table for Python and the store's Lua
 # (rendered by lua_dlr_policy): the step event it is (None: recorded only, it decides
-# nothing), and the reason the flow gives when it switches channel on it.
-DLR_POLICY: dict[DlrStatus, tuple[StepEvent | None, str]] = {
-    DlrStatus.ACCEPTED: (None, ""),  # progress only
-    DlrStatus.SENT: (None, ""),
-    DlrStatus.DELIVERED: (StepEvent.DLR_DELIVERED, ""),
-    DlrStatus.READ: (StepEvent.DLR_DELIVERED, ""),  # read implies delivered
-    DlrStatus.FAILED: (StepEvent.DLR_FAILED, "dlr_failed"),
-    DlrStatus.UNDELIVERED: (StepEvent.DLR_FAILED, "dlr_undelivered"),
-    DlrStatus.EXPIRED: (StepEvent.DLR_FAILED, "dlr_expired"),
-    DlrStatus.REJECTED: (StepEvent.DLR_FAILED, "dlr_rejected"),
+# nothing), and the reason the flow gives when it switches channel on it (None: it never does).
+DLR_POLICY: dict[DlrStatus, tuple[StepEvent | None, SwitchReason | None]] = {
+    DlrStatus.ACCEPTED: (None, None),  # progress only
+    DlrStatus.SENT: (None, None),
+    DlrStatus.DELIVERED: (StepEvent.DLR_DELIVERED, None),
+    DlrStatus.READ: (StepEvent.DLR_DELIVERED, None),  # read implies delivered
+    DlrStatus.FAILED: (StepEvent.DLR_FAILED, SwitchReason.DLR_FAILED),
+    DlrStatus.UNDELIVERED: (StepEvent.DLR_FAILED, SwitchReason.DLR_UNDELIVERED),
+    DlrStatus.EXPIRED: (StepEvent.DLR_FAILED, SwitchReason.DLR_EXPIRED),
+    DlrStatus.REJECTED: (StepEvent.DLR_FAILED, SwitchReason.DLR_REJECTED),
 }
 
 
 def lua_dlr_policy() -> str:
-    """``DLR_POLICY[status]`` in Lua: ``{step event or '', switch reason}``."""
+    """``DLR_POLICY[status]`` in Lua: ``{step event or '', switch reason or ''}``."""
     entries = ", ".join(
-        f'["{status}"] = {{"{event or ""}", "{reason}"}}'
+        f'["{status}"] = {{"{event or ""}", "{reason or ""}"}}'
         for status, (event, reason) in sorted(DLR_POLICY.items())
     )
     return f"local DLR_POLICY = {{{entries}}}\n"
@@ -154,7 +182,7 @@ def lua_dlr_policy() -> str:
 
 class Kind(StrEnum):
     """What a store step did: the first field every Lua script returns, and an
-    :class:`~otpflow.flow.outcomes.Outcome`'s ``kind``."""
+    :class:`~otpflow.flow.outcomes.Outcome`'s ``kind``; and what a send task did (its result)."""
 
     # taking and sending a step
     CLAIMED = "claimed"
@@ -201,3 +229,11 @@ class Kind(StrEnum):
     ADDED = "added"
     # the flow is not (or no longer) in the store
     MISSING = "missing"
+    # a send task's own results: its attempt is retried or fails over, or the step cannot go
+    RETRYING = "retrying"
+    FAILOVER = "failover"
+    SEND_ERROR = "send_error"
+    AMBIGUOUS = "ambiguous"  # the provider may have the message: never sent again
+    NO_PROVIDER = "no_provider"
+    CODE_EXPIRED = "code_expired"
+    RENDER_FAILED = "render_failed"

@@ -11,7 +11,8 @@ Time inside the scripts is Redis's own clock (``TIME``), one clock for every pro
 Why one long module: every Redis write of flow state, limits and idempotency goes through
 :class:`FlowStore` (so no other module can half-write a flow), and each of its methods is one
 script call or one read, flat and short. The fraud guard's counts and blocks are its
-:class:`~otpflow.flow.fraud_store.FraudStore`, ``FlowStore.fraud``. What the transitions
+:class:`~otpflow.flow.fraud_store.FraudStore`, ``FlowStore.fraud``; the counters Python adds
+to, its :class:`~otpflow.flow.metrics.Metrics`, ``FlowStore.metrics``. What the transitions
 answer is :mod:`.outcomes`; what a read shows is :mod:`.views`; the scripts themselves are
 ``lua/*.lua``.
 """
@@ -34,11 +35,12 @@ from otpflow.flow.fields import masked
 from otpflow.flow.fraud import Screening
 from otpflow.flow.fraud_store import FraudStore
 from otpflow.flow.keyring import Keyring, KeyringMismatch
+from otpflow.flow.metrics import Metrics
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.outcomes import Claim, FlowDiscarded, Outcome, Recorded, Timer, text
 from otpflow.flow.routing import NO_NOTE, RouteNote
 from otpflow.flow.routing_store import RoutingStore
-from otpflow.flow.states import DlrStatus, FlowStatus, Kind
+from otpflow.flow.states import DlrStatus, FlowStatus, Kind, StepStatus
 from otpflow.flow.views import FlowView
 
 # what one step's callback token can make the store keep: reports recorded (each at most one
@@ -89,6 +91,9 @@ class FlowStore:
         self.routing = RoutingStore(redis)
         # the support dashboard's index of flows by recipient, its counts and its sessions
         self.dashboard = DashboardStore(redis, keyring, ttl_seconds)
+        # the shared counters: what no transition counts (a refused send, a webhook's result)
+        # is added here, and /metrics reads them all
+        self.metrics = Metrics(redis)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -556,7 +561,7 @@ def _step_fields(request: FlowRequest) -> dict[str, str | int]:
         fields[f"s{index}:channel"] = step.channel
         fields[f"s{index}:message_type"] = step.message_type
         fields[f"s{index}:timeout"] = step.timeout
-        fields[f"s{index}:status"] = "pending"
+        fields[f"s{index}:status"] = StepStatus.PENDING.value
         fields[f"s{index}:attempts"] = 0
         # routing counts by country; the dashboard's lists show the masked recipient
         fields[f"s{index}:country"], fields[f"s{index}:to"] = shown[step.data.address]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from otpflow.flow.routing import BreakerState
+
 # (text, tone): tone "" is plain
 Piece = tuple[str, str]
 
@@ -136,7 +138,7 @@ def _route(event: dict[str, Any]) -> Piece:
         said += ", exploring"
     if route.get("probe"):
         said += ", probing its breaker"
-    if route.get("breaker") == "open":
+    if route.get("breaker") == BreakerState.OPEN:
         said += ", breaker open"
     return (f" (adaptive for {route.get('country')}: {said})", "")
 

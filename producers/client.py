@@ -21,10 +21,9 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 
-from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
-from otpflow.flow.contract import Tasks
+from otpflow.flow.contract import Tasks, make_celery
 from otpflow.flow.fraud import Screening, screening
 from otpflow.flow.keyring import Keyring, KeyringMismatch
 from otpflow.flow.models import FieldError, FlowRequest, InvalidRequest
@@ -34,6 +33,7 @@ from otpflow.flow.states import Kind
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.flow.views import FlowView
 from otpflow.producers.errors import (
+    STORE_UNREACHABLE,
     Conflict,
     FraudRefused,
     ServiceUnavailable,
@@ -127,9 +127,7 @@ class OtpflowClient:
                         self.store.free_idempotency(idempotency[0])
                 raise
         except redis.RedisError as exc:
-            raise ServiceUnavailable(
-                "flow store (Redis) is unreachable; nothing was stored, try again"
-            ) from exc
+            raise ServiceUnavailable(f"{STORE_UNREACHABLE}; nothing was stored, try again") from exc
         logger.info("flow accepted", extra={"flow_id": flow_id, "steps": len(flow.steps)})
         return flow_id
 
@@ -249,7 +247,7 @@ class OtpflowClient:
         try:
             outcome = self.store.cancel(request_id)
         except redis.RedisError as exc:
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+            raise ServiceUnavailable(STORE_UNREACHABLE) from exc
         self._follow_up(outcome, request_id)
         return outcome
 
@@ -263,7 +261,7 @@ class OtpflowClient:
         try:
             outcome = self.store.verify(request_id, code, self.settings.limits)
         except redis.RedisError as exc:
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+            raise ServiceUnavailable(STORE_UNREACHABLE) from exc
         except KeyringMismatch as exc:
             raise ServiceUnavailable(str(exc)) from exc
         if outcome.kind == Kind.VERIFIED:
@@ -279,7 +277,7 @@ class OtpflowClient:
             if first:
                 self.store.add_event(request_id, {"type": "feedback", "event": "verified"})
         except redis.RedisError as exc:
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+            raise ServiceUnavailable(STORE_UNREACHABLE) from exc
         return first
 
     def _converted(self, flow_id: str) -> None:
@@ -321,7 +319,7 @@ class OtpflowClient:
         try:
             view = self.store.get(request_id)
         except redis.RedisError as exc:
-            raise ServiceUnavailable("flow store (Redis) is unreachable") from exc
+            raise ServiceUnavailable(STORE_UNREACHABLE) from exc
         if view is not None and workspace is not None and view.workspace != workspace:
             return None
         return view

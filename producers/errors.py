@@ -23,6 +23,10 @@ class ServiceUnavailable(RuntimeError):
     """Redis or the broker cannot be reached; nothing was stored or enqueued."""
 
 
+# what a producer (and the API, for a route's own read) says when Redis fails under a call
+STORE_UNREACHABLE = "flow store (Redis) is unreachable"
+
+
 class RateLimited(RuntimeError):
     """An abuse limit says no; try again after ``retry_after`` seconds."""
 

@@ -8,7 +8,7 @@ turns transport errors, status codes and unreadable 2xx replies into the error t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
 from otpflow.providers.errors import (
     AmbiguousSend,
+    InvalidDlr,
     ProviderAuthError,
     ProviderBadReply,
     ProviderRateLimited,
@@ -62,6 +63,15 @@ class Provider(Protocol):
         """The report as the caller would have had it from the provider: OTPflow's callback
         token replaced by the caller's own ``post_back_data``."""
         ...
+
+
+def report_status(statuses: Mapping[str, DlrStatus], raw: str, what: str) -> DlrStatus:
+    """A report's status word as OTPflow counts it (any case, padded or not); a word not in
+    ``statuses`` is InvalidDlr, naming it masked and cut short (``what``: whose report)."""
+    status = statuses.get(raw.strip().lower())
+    if status is None:
+        raise InvalidDlr(f"unknown {what} status {mask(raw)[:40]!r}")
+    return status
 
 
 def send_json(

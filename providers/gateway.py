@@ -29,7 +29,7 @@ from otpflow.flow.payloads import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.base import Callback, DeliveryReport, report_status, send_json
 from otpflow.providers.errors import (
     InvalidDlr,
     ProviderAuthError,
@@ -129,9 +129,7 @@ class GatewayProvider:
     def parse_dlr(self, body: Any) -> list[DeliveryReport]:
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise InvalidDlr("a gateway report is a JSON object with a status")
-        status = STATUS_MAP.get(body["status"].strip().lower())
-        if status is None:
-            raise InvalidDlr(f"unknown gateway status {mask(body['status'])[:40]!r}")
+        status = report_status(STATUS_MAP, body["status"], "gateway")
         msg_id = body.get("msg_id")
         return [
             DeliveryReport(

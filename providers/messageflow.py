@@ -24,7 +24,7 @@ from otpflow.flow.models import Step
 from otpflow.flow.payloads import SmsPayload
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.base import Callback, DeliveryReport, report_status, send_json
 from otpflow.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/v2.1/sms"
@@ -97,9 +97,7 @@ class MessageFlowProvider:
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("status"), str):
                 raise InvalidDlr("a MessageFlow report is a list of objects with a status")
-            status = STATUS_MAP.get(item["status"].strip().lower())
-            if status is None:
-                raise InvalidDlr(f"unknown MessageFlow status {mask(item['status'])[:40]!r}")
+            status = report_status(STATUS_MAP, item["status"], "MessageFlow")
             token = item.get("externalId")
             reports.append(
                 DeliveryReport(

@@ -36,7 +36,7 @@ from otpflow.flow.payloads import (
 )
 from otpflow.flow.redact import mask
 from otpflow.flow.states import DlrStatus
-from otpflow.providers.base import Callback, DeliveryReport, send_json
+from otpflow.providers.base import Callback, DeliveryReport, report_status, send_json
 from otpflow.providers.errors import InvalidDlr, ProviderRejected
 
 SMS_PATH = "/api/ingest/sms/v1/message/send"
@@ -166,9 +166,7 @@ class ZixflowProvider:
         raw_status = body.get("status")
         if not isinstance(raw_status, str):
             raise InvalidDlr("postback has no status")
-        status = STATUS_MAP.get(raw_status.strip().lower())
-        if status is None:
-            raise InvalidDlr(f"unknown postback status {mask(raw_status)[:40]!r}")
+        status = report_status(STATUS_MAP, raw_status, "postback")
         message_id = body.get("request_id") or body.get("message_id")
         token = body.get("post_back_data")
         return [

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from otpflow.config.celery import NOTIFY_SWITCH, SEND_STEP
-from otpflow.flow.contract import Tasks
+from otpflow.flow.contract import NOTIFY_SWITCH, SEND_STEP, Tasks
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.views import FlowView, StepView
 

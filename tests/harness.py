@@ -8,6 +8,7 @@ share the running processes without seeing each other's messages.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -15,6 +16,7 @@ import random
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -210,6 +212,11 @@ def _is_mobile(digits: str) -> bool:
     )
 
 
+def is_uuid4(value: Any) -> bool:
+    """A random (version 4) UUID in a string, as OTPflow and the simulator make their ids."""
+    return isinstance(value, str) and uuid.UUID(value).version == 4
+
+
 def sms_step(to: str, timeout: int = 30, text: str = "Your code is 4821") -> dict[str, Any]:
     return {
         "channel": "sms",
@@ -268,8 +275,8 @@ def clean_broker(broker_url: str) -> None:
     if broker_url.startswith("redis"):
         redis.Redis.from_url(broker_url).flushdb()
         return
-    from otpflow.config.celery import make_celery
     from otpflow.config.settings import Settings
+    from otpflow.flow.contract import make_celery
 
     app = make_celery(Settings(broker_url=broker_url))
     with app.connection_for_write() as connection:
@@ -512,3 +519,75 @@ def running(app: Any) -> Iterator[httpx.Client]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# --- raw sockets: replies written byte by byte --------------------------------------------
+
+
+class Receiver:
+    """A TCP server on 127.0.0.1 that hands each connection to ``serve``.
+
+    Not :class:`HttpRecorder`: these tests write the answer byte by byte (a trickled status
+    line, a body never finished, a hang-up mid-reply), which an HTTP server library won't.
+    """
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.closed_early = threading.Event()
+        self._serve = serve
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests.append(head + b"\r\n\r\n" + body)
+            try:
+                self._serve(conn)
+            except OSError:  # the client hung up while we were still answering
+                self.closed_early.set()
+
+    def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); a bare close may leave it blocked on
+        # the descriptor number, which the next test's listener can be given
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+
+def ok(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+
+def trickle(data: bytes, every: float) -> Callable[[socket.socket], None]:
+    def serve(conn: socket.socket) -> None:
+        for byte in data:
+            conn.sendall(bytes([byte]))
+            time.sleep(every)
+
+    return serve

@@ -13,8 +13,8 @@ from celery import Celery
 from celery.concurrency import prefork
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
-from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings, load_settings
+from otpflow.flow.contract import make_celery
 from otpflow.flow.logs import configure_logging
 from otpflow.worker.runtime import Runtime
 from otpflow.worker.tasks import register_tasks

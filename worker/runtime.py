@@ -14,12 +14,12 @@ from otpflow.config.process import freeze_heap
 from otpflow.config.settings import Settings
 from otpflow.flow.contract import Tasks
 from otpflow.flow.keyring import Keyring
-from otpflow.flow.metrics import Metrics
 from otpflow.flow.router import Router
 from otpflow.flow.routing import Route
 from otpflow.flow.signing import dlr_token
 from otpflow.flow.store import FlowStore, connect_redis
 from otpflow.providers import Callback, Provider, build_providers
+from otpflow.worker.http import http_client
 from otpflow.worker.webhooks import webhook_client
 
 # Beyond the budget, the last attempt may still be waiting on its provider.
@@ -65,17 +65,10 @@ class Runtime:
         return Tasks(self.celery, self.store, self.settings.task_lease_seconds)
 
     @cached_property
-    def metrics(self) -> Metrics:
-        return Metrics(self.redis)
-
-    @cached_property
     def http(self) -> httpx.Client:
-        # One client per process: building one costs 15-25 ms of CPU.
-        return httpx.Client(
-            timeout=httpx.Timeout(self.settings.provider_timeout_seconds, connect=3.0),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        """The providers' client: one per process, each call held to a total deadline by
+        the send (:func:`otpflow.worker.http.deadline`)."""
+        return http_client(httpx.Timeout(self.settings.provider_timeout_seconds, connect=3.0))
 
     @cached_property
     def webhook_http(self) -> httpx.Client:

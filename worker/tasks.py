@@ -19,8 +19,7 @@ from typing import Any
 from celery import Celery, Task
 from redis import RedisError
 
-from otpflow.config.celery import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
-from otpflow.flow.contract import Tasks
+from otpflow.flow.contract import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP, Tasks
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.outcomes import Claim
 from otpflow.flow.routing import NO_NOTE, RouteNote
@@ -33,6 +32,7 @@ from otpflow.providers.errors import (
     ProviderRejected,
     TransientProviderError,
 )
+from otpflow.worker.http import deadline
 from otpflow.worker.runtime import Runtime
 from otpflow.worker.webhooks import notify_switch, notify_terminal, relay_dlr
 
@@ -59,7 +59,7 @@ def send_step(
     attempt: int,
     provider_index: int,
     provider_attempt: int = 1,
-) -> str:
+) -> Kind:
     claim = _claim(rt, flow_id, step, attempt)
     claimed = time.monotonic()
     # still "not_enqueued": the producer publishes the send again as it confirms (or the flow
@@ -68,15 +68,15 @@ def send_step(
         logger.debug("send skipped: %s", claim.kind, extra={"flow_id": flow_id, "step": step})
         return claim.kind
     if claim.request is None:
-        return "missing"
+        return Kind.MISSING
     spec = _step_to_send(rt, enqueue, flow_id, step, claim.request, claim.code)
-    if isinstance(spec, str):
+    if isinstance(spec, Kind):
         return spec
     route = rt.route(spec.channel, spec.data.country, claim.route)
     if provider_index >= len(route.providers):
         reason = f"no provider configured for {spec.channel}"
         _step_failed(rt, enqueue, flow_id, step, "", reason)
-        return "no_provider"
+        return Kind.NO_PROVIDER
     provider = rt.providers[route.providers[provider_index]]
     note = route.note(provider_index)  # why this provider: on the step's timeline
     try:
@@ -84,7 +84,7 @@ def send_step(
     except AmbiguousSend as exc:
         # the provider may have the message: at most once, so the next channel covers it
         _step_failed(rt, enqueue, flow_id, step, provider.name, exc.reason, exc, note)
-        return "ambiguous"
+        return Kind.AMBIGUOUS
     except ProviderError as exc:
         failure = routing_failure(exc)
         rt.store.attempt_failed(flow_id, step, provider.name, exc.reason, attempt, failure, note)
@@ -136,7 +136,7 @@ def _step_to_send(
     step: int,
     request: FlowRequest,
     code: str | None,
-) -> Step | str:
+) -> Step | Kind:
     """The step as it goes out, its code filled in; or, when it cannot go, the outcome kind
     (the flow has then moved on to its next channel)."""
     spec = request.steps[step]
@@ -144,13 +144,13 @@ def _step_to_send(
         return spec
     if code is None:
         _step_failed(rt, enqueue, flow_id, step, "", "the code expired before this step was sent")
-        return "code_expired"
+        return Kind.CODE_EXPIRED
     rendered = _render(spec, code)
     if rendered is None:
         # the error is never logged or raised on: its text would carry the code
         reason = "the message is not valid with its code filled in"
         _step_failed(rt, enqueue, flow_id, step, "", reason)
-        return "render_failed"
+        return Kind.RENDER_FAILED
     return rendered
 
 
@@ -182,12 +182,14 @@ def _step_failed(
 
 def _send_counted(rt: Runtime, provider: Provider, spec: Step, flow_id: str, step: int) -> str:
     """One provider call, counted by what the provider answered (an acceptance is counted by
-    the transition that records it, in the same round trip)."""
+    the transition that records it, in the same round trip). The call ends within the provider
+    timeout in total, however slowly the provider answers: the send lease counts on it."""
     try:
-        return provider.send(spec, rt.callback(provider.name, flow_id, step))
+        with deadline(rt.settings.provider_timeout_seconds):
+            return provider.send(spec, rt.callback(provider.name, flow_id, step))
     except ProviderError as exc:
         labels = {"provider": provider.name, "channel": spec.channel}
-        rt.metrics.incr("provider_sends", **labels, result=exc.kind)
+        rt.store.metrics.incr("provider_sends", **labels, result=exc.kind)
         raise
 
 
@@ -200,7 +202,7 @@ def _after_failed_attempt(
     provider_count: int,
     exc: ProviderError,
     spent: float,
-) -> str:
+) -> Kind:
     """Retry the same provider, fail over to the next one, or end the step.
 
     ``position`` is (attempt of the step, provider index, attempt on that provider). A provider
@@ -216,13 +218,13 @@ def _after_failed_attempt(
         delay = backoff(provider_attempt, exc.retry_after)
         if spent + delay < rt.settings.send_budget_seconds:
             enqueue.send(flow_id, step, attempt + 1, provider_index, provider_attempt + 1, delay)
-            return "retrying"
+            return Kind.RETRYING
     assert isinstance(exc, TransientProviderError | PermanentProviderError)
     if has_next:
         enqueue.send(flow_id, step, attempt + 1, provider_index + 1)
-        return "failover"
+        return Kind.FAILOVER
     _step_failed(rt, enqueue, flow_id, step, exc.provider, exc.reason)
-    return "send_error"
+    return Kind.SEND_ERROR
 
 
 # Tasks that meet a Redis outage try again with backoff; the timers cover what is lost if even

@@ -10,21 +10,19 @@ every outcome lands on the flow's timeline.
 The caller chooses these URLs, so the client that calls them is built for it
 (:func:`webhook_client`): its connections go to exactly the address that was checked against
 :mod:`otpflow.flow.destinations` (no second DNS answer), and each call has a total deadline
-(:func:`deadline`), however slowly the receiver trickles its reply; the reply's body is never
-read.
+(:mod:`otpflow.worker.http`), however slowly the receiver trickles its reply; the reply's body
+is never read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import logging
 import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,18 +31,15 @@ import httpx
 
 from otpflow.flow.destinations import DestinationRefused, is_forbidden, literal_address
 from otpflow.flow.signing import webhook_headers, webhook_secret
+from otpflow.flow.states import Kind
 from otpflow.flow.times import iso
+from otpflow.worker.http import DeadlineBackend, deadline, http_client
 
 if TYPE_CHECKING:
     from otpflow.flow.contract import Tasks
     from otpflow.worker.runtime import Runtime
 
 logger = logging.getLogger("otpflow.webhooks")
-
-# the deadline (time.monotonic()) of the webhook call running in this thread, if any
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "webhook_deadline", default=None
-)
 
 
 class WebhookRefused(ValueError):
@@ -81,49 +76,7 @@ def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
     return addresses
 
 
-def _remaining(timeout: float | None) -> float | None:
-    """``timeout`` cut to what is left of the current call's deadline; a timeout error when
-    nothing is left."""
-    deadline = _deadline.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise httpcore.ReadTimeout("the webhook call's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the current call's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _remaining(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        # the certificate is checked for the URL's host name (server_hostname), not the IP
-        return DeadlineStream(
-            self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class PinnedBackend(httpcore.SyncBackend):
+class PinnedBackend(DeadlineBackend):
     """Connects to an address checked by :func:`checked_addresses`, never to a second
     resolution of the name; TLS and the Host header still use the URL's host name."""
 
@@ -140,14 +93,10 @@ class PinnedBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         last: Exception | None = None
         for address in checked_addresses(host, port, self._allow_private):
-            try:
-                stream = super().connect_tcp(
-                    address, port, _remaining(timeout), local_address, socket_options
-                )
+            try:  # the deadline's stream, connected to the checked address
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
-                continue
-            return DeadlineStream(stream)
         raise last or httpcore.ConnectError(f"no address of {host} answered")
 
 
@@ -156,25 +105,7 @@ def webhook_client(
 ) -> httpx.Client:
     """The HTTP client for callers' URLs: pinned to checked addresses, no redirects, the
     certificates checked against the system's CAs (or ``ssl_context``'s)."""
-    transport = httpx.HTTPTransport()
-    # httpx takes no network backend; its pool is rebuilt with one (the same settings)
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context or httpx.create_ssl_context(),
-        max_connections=100,
-        max_keepalive_connections=20,
-        network_backend=PinnedBackend(allow_private),
-    )
-    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False)
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Every connect, read and write inside ends at most ``seconds`` from now, in total."""
-    token = _deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+    return http_client(httpx.Timeout(timeout), PinnedBackend(allow_private), ssl_context)
 
 
 def switch_body(
@@ -263,7 +194,7 @@ def relay_dlr(
     report = rt.store.report(flow_id, index)
     view = rt.store.get(flow_id)
     if request is None or report is None or view is None:
-        return "missing"
+        return Kind.MISSING
     data = request.steps[step].data
     url = getattr(data, "post_back_url", None)
     provider = rt.providers.get(report["provider"])
@@ -304,7 +235,8 @@ def deliver(
         webhook_secret(rt.secret, workspace), event_id, int(time.time()), body
     )
     result = _post(rt, flow_id, url, body, headers, record, attempt, retry)
-    rt.metrics.incr("webhook_deliveries", event=record.get("event", record["type"]), result=result)
+    event = record.get("event", record["type"])
+    rt.store.metrics.incr("webhook_deliveries", event=event, result=result)
     return result
 
 

@@ -3,6 +3,7 @@
 -- ARGV[4]: the step, ARGV[5]: the provider, ARGV[6]: its message id, ARGV[7]: the
 -- step's DLR timeout in seconds, ARGV[8]: the step's providers in order, ARGV[9]: why this
 -- one (JSON; both '' when known already).
+-- Also reached: routing's statistics and breakers (routing.lua), the dashboard's counts.
 local i, provider, message_id, timeout = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
 count('provider_sends|provider=' .. provider .. '|channel=' .. sget(i, 'channel')
       .. '|result=accepted')

@@ -4,6 +4,7 @@
 -- ARGV[8]: the routing counter (error, timeout or rejected: the message's own fault, no mark
 -- against the provider's breaker), ARGV[9]: the step's providers in order, ARGV[10]: why
 -- this one (JSON; both '' when known already).
+-- Also reached: routing's statistics and breakers (routing.lua).
 local i, provider, reason, attempt = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
 route_step(i, provider, ARGV[8])
 if ARGV[8] ~= 'rejected' then breaker_result(NOW, provider, sget(i, 'channel'), false) end

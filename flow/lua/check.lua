@@ -1,6 +1,8 @@
 -- A step's timer is due (FlowStore.check).
 -- A transition: runs after the prelude (prelude.lua), with its KEYS and ARGV[1-3].
 -- ARGV[4]: the step, ARGV[5]: the longest wait between resends in seconds.
+-- Also reached: routing's statistics (route_step), the dashboard's counts and, as the flow
+-- ends, the recipients' active markers (advance, prelude.lua).
 -- A step's timer is due: decide what it means now.
 local i, resend_cap = tonumber(ARGV[4]), tonumber(ARGV[5])
 if FLOW_ENDED[get('status')] then
@@ -13,7 +15,7 @@ if current ~= i then
   return {'moved_on', tostring(current)}
 end
 local status = sget(i, 'status')
-if status == 'sent' or status == 'sending' then
+if STEP_RUNNING[status] then
   local deadline = tonumber(sget(i, 'deadline'))
   if NOW < deadline then
     set_timer(i, deadline)  -- taken early (a lease ran out): put its real due time back
@@ -22,17 +24,17 @@ if status == 'sent' or status == 'sending' then
   step_to(i, 'deadline')
   if status == 'sent' then
     route_step(i, sget(i, 'provider'), 'expired')
-    return advance(i, 'timeout')
+    return advance(i, SWITCH.TIMEOUT)
   end
   -- its send task vanished mid-send: never sent again, the next channel covers it
-  sset(i, 'reason', 'send_lease_expired')
-  return advance(i, 'send_lease_expired')
+  sset(i, 'reason', SWITCH.SEND_LEASE_EXPIRED)
+  return advance(i, SWITCH.SEND_LEASE_EXPIRED)
 end
 if status == 'failed' then
   local reason = DLR_POLICY[sget(i, 'dlr') or 'failed'][2]
-  return advance(i, reason ~= '' and reason or 'dlr_failed')
+  return advance(i, reason ~= '' and reason or SWITCH.DLR_FAILED)
 end
-if status == 'error' then return advance(i, 'send_error') end
+if status == 'error' then return advance(i, SWITCH.SEND_ERROR) end
 -- pending, a grace period after it became current, and never claimed
 if i == 0 and get('enqueued') ~= '1' then
   -- its producer never saw the enqueue succeed and answered 503: the flow was never accepted

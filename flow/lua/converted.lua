@@ -3,6 +3,7 @@
 -- and for the routing statistics of the provider that carried the code.
 -- KEYS: the flow, then per scope its conversion hash and its pending codes. ARGV: the flow
 -- id, the conversion bucket s, the conversion window s. Returns 1 the first time, else 0.
+-- Also reached: a routing statistics bucket (route_count, routing.lua).
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HSETNX', KEYS[1], 'converted', 1) == 0 then return 0 end
 local t = redis.call('TIME')

@@ -1,12 +1,11 @@
 -- The support dashboard's delivery counts (otpflow.flow.dashboard_store reads them), kept by
--- the transitions that already run. No KEYS or ARGV of its own: a bucket is named by the
--- workspace and Redis's clock, from DASHBOARD_STATS_KEY's two parts (flow/keys.py). Its
--- constants come first (flow.dashboard_store.lua_prelude).
+-- the transitions that already run. No KEYS or ARGV of its own: it writes a workspace's
+-- bucket, named by the workspace and Redis's clock with dashboard_stats_key (rendered from
+-- flow/keys.py). Its constants come first (flow.dashboard_store.lua_prelude).
 
 -- One count into the workspace's current ten-minute bucket.
 local function dash_count(now, workspace, what)
-  local key = DASHBOARD_STATS_KEY[1] .. workspace .. DASHBOARD_STATS_KEY[2]
-              .. math.floor(now / DASHBOARD_BUCKET_SECONDS)
+  local key = dashboard_stats_key(workspace, math.floor(now / DASHBOARD_BUCKET_SECONDS))
   -- a count above 1 means the bucket was written before, so its TTL is already set
   if redis.call('HINCRBY', key, what, 1) == 1 then
     redis.call('EXPIRE', key, DASHBOARD_STATS_TTL)

@@ -5,11 +5,13 @@
 -- to keep for relaying ('' for none), ARGV[10]: the most a step keeps, ARGV[11]: the
 -- provider's own status word ('' if none).
 -- Returned fourth: the index of the kept raw report, or -1.
+-- Also reached: routing's statistics, the dashboard's counts and, as the flow ends, the
+-- recipients' active markers (prelude.lua).
 local i, dlr, provider = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local message_id, max_reports = ARGV[7], tonumber(ARGV[8])
 local step_event, switch_reason = DLR_POLICY[dlr][1], DLR_POLICY[dlr][2]
 local before = sget(i, 'status')
-if not before or before == 'pending' or before == 'skipped' then
+if not before or STEP_UNSENT[before] then
   -- no message went out for this step: whatever this is, it is not its report
   return {'ignored', before or '', '0', -1}
 end
@@ -42,7 +44,7 @@ if step_event ~= '' and not sget(i, 'final_dlr_at') and sent_at then
   observe_latency('channel=' .. sget(i, 'channel') .. '|provider=' .. provider
                   .. '|outcome=' .. outcome, latency)
   -- routing: what the step's provider did while the step ran (a timeout counted the rest)
-  local running = before == 'sending' or before == 'sent'
+  local running = STEP_RUNNING[before]
   if outcome == 'delivered' then
     route_step(i, provider, running and 'delivered' or 'late')
     route_latency(NOW, provider, sget(i, 'channel'), sget(i, 'country') or 'ZZ', latency)

@@ -1,10 +1,14 @@
--- What every transition script starts with (after the tables rendered from flow/states.py
--- and flow/metrics.py: STEP, FLOW, FLOW_ENDED, count, observe_latency; and routing.lua).
+-- What every transition script starts with (after what flow/scripts.py renders and loads
+-- first: the tables of flow/states.py, moves.lua, metrics.lua, routing.lua, dashboard.lua).
 -- KEYS: the flow, its events, the timers index, its request, the metrics, the claimed-through
 -- mark, its code's HMAC, its kept reports, its confirmation wake-up (flow/keys.py); a
 -- script's own keys from KEYS[10]. ARGV[1]: the flow id, ARGV[2]: the TTL, ARGV[3]: the
 -- grace in seconds; a script's own arguments from ARGV[4].
+-- Also reached: the recipients' active markers (keys.active) named in the flow's `active`
+-- field (release_recipients), routing's statistics and breakers (route_step, routing.lua)
+-- and the dashboard's counts (dash_step, dashboard.lua), named by the rendered builders.
 local FLOW_KEY, EVENTS_KEY, TIMERS_KEY, REQUEST_KEY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local METRICS_KEY = KEYS[5]
 local CLAIMED_KEY, CODE_KEY, REPORTS_KEY, CONFIRMED_KEY = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local FLOW_ID = ARGV[1]
 local TTL = tonumber(ARGV[2])
@@ -16,6 +20,12 @@ local NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function get(name) return redis.call('HGET', FLOW_KEY, name) end
 local function sget(i, name) return redis.call('HGET', FLOW_KEY, 's' .. i .. ':' .. name) end
 local function sset(i, name, value) redis.call('HSET', FLOW_KEY, 's' .. i .. ':' .. name, value) end
+
+-- The shared counters (metrics.lua), in this flow's metrics hash.
+local function count(name) metrics_count(METRICS_KEY, name) end
+local function observe_latency(labels, seconds)
+  metrics_observe_latency(METRICS_KEY, labels, seconds)
+end
 
 local function event(ev)
   ev.ts = NOW
@@ -58,27 +68,14 @@ local function route_note(i, order, why)
   return nil
 end
 
-local function step_to(i, ev)
-  local target = STEP[(sget(i, 'status') or '') .. '|' .. ev]
-  if target then
-    sset(i, 'status', target)
-    if target ~= 'sending' and target ~= 'sent' then sset(i, 'ended_at', NOW) end
-  end
-  return target
-end
+-- The moves of moves.lua, on this flow now.
+local function step_to(i, ev) return move_step(FLOW_KEY, NOW, i, ev) end
 
 local function flow_to(ev)
-  local before = get('status') or ''
-  local target = FLOW[before .. '|' .. ev]
-  if target then
-    redis.call('HSET', FLOW_KEY, 'status', target, 'updated_at', NOW)
-    if target ~= 'in_progress' then
-      redis.call('HSET', FLOW_KEY, 'ended_at', NOW)
-      -- counted once, at the first end (delivered then verified is one delivered flow)
-      if before == 'queued' or before == 'in_progress' then
-        count('flows_ended|outcome=' .. target)
-      end
-    end
+  local target, before = move_flow(FLOW_KEY, NOW, ev)
+  -- counted once, at the first end (delivered then verified is one delivered flow)
+  if target and FLOW_ENDED[target] and not FLOW_ENDED[before] then
+    count('flows_ended|outcome=' .. target)
   end
   return target
 end

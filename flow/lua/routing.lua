@@ -1,12 +1,12 @@
 -- Adaptive routing's statistics and circuit breakers (otpflow.flow.routing reads them), kept
 -- by the transitions that already run. Its constants come first (flow.routing.lua_prelude).
--- No KEYS or ARGV of its own: a statistics bucket is named by Redis's clock, from
--- ROUTING_STATS_PREFIX (flow/keys.py); the breakers are ROUTING_BREAKERS_KEY.
--- Every function takes the time (Redis's) as `now`.
+-- No KEYS or ARGV of its own: it writes a statistics bucket, named by Redis's clock with
+-- routing_stats_key (rendered from flow/keys.py), and the breakers' hash,
+-- ROUTING_BREAKERS_KEY (keys.routing_breakers). Every function takes Redis's time as `now`.
 
 -- One count into the window's current bucket of (provider, channel, country).
 local function route_count(now, provider, channel, country, counter)
-  local key = ROUTING_STATS_PREFIX .. math.floor(now / ROUTING_BUCKET_SECONDS)
+  local key = routing_stats_key(math.floor(now / ROUTING_BUCKET_SECONDS))
   local field = provider .. '|' .. channel .. '|' .. country .. '|' .. counter
   -- a count above 1 means the bucket was written before, so its TTL is already set
   if redis.call('HINCRBY', key, field, 1) == 1 then
@@ -24,6 +24,12 @@ local function route_latency(now, provider, channel, country, seconds)
   end
 end
 
+-- An open breaker's cooldown after its n-th opening in a row (flow.routing.breaker_cooldown,
+-- rendered; the last holds for every later opening).
+local function breaker_cooldown(opened)
+  return BREAKER_COOLDOWNS[math.min(math.max(opened, 1), #BREAKER_COOLDOWNS)]
+end
+
 -- One send's result for the breaker of (provider, channel): ok (accepted) or not (refused,
 -- unreachable, no answer in time).
 --   closed    -> open       the window's failed share reaches BREAKER_ERROR_SHARE, with at
@@ -34,23 +40,24 @@ end
 -- Results that come while it is open and cooling down (sends begun before it opened, or
 -- sent because every provider was open) prove nothing and are not counted.
 local function breaker_result(now, provider, channel, ok)
-  local key, f = ROUTING_BREAKERS_KEY, provider .. '|' .. channel .. '|'
+  local key = ROUTING_BREAKERS_KEY
+  local f = provider .. '|' .. channel .. '|'
   local got = redis.call('HMGET', key, f .. 'state', f .. 'opened', f .. 'since', f .. 'ok',
                          f .. 'err', f .. 'window')
-  local state = got[1] or 'closed'
+  local state = got[1] or BREAKER.CLOSED
   local opened = tonumber(got[2] or '0')
   local since = tonumber(got[3] or '0')
-  if state == 'open' then
-    local doublings = math.min(math.max(opened - 1, 0), BREAKER_MAX_DOUBLINGS)
-    if now < since + BREAKER_COOLDOWN * 2 ^ doublings then return end
-    state = 'half_open'
+  if state == BREAKER.OPEN then
+    if now < since + breaker_cooldown(opened) then return end
+    state = BREAKER.HALF_OPEN
     redis.call('HSET', key, f .. 'state', state, f .. 'since', now, f .. 'probes', 0)
   end
-  if state == 'half_open' then
+  if state == BREAKER.HALF_OPEN then
     if not ok then
-      redis.call('HSET', key, f .. 'state', 'open', f .. 'since', now, f .. 'opened', opened + 1)
+      redis.call('HSET', key, f .. 'state', BREAKER.OPEN, f .. 'since', now,
+                 f .. 'opened', opened + 1)
     elseif redis.call('HINCRBY', key, f .. 'probes', 1) >= BREAKER_PROBES then
-      redis.call('HSET', key, f .. 'state', 'closed', f .. 'since', now, f .. 'ok', 0,
+      redis.call('HSET', key, f .. 'state', BREAKER.CLOSED, f .. 'since', now, f .. 'ok', 0,
                  f .. 'err', 0, f .. 'window', now)
     end
     redis.call('EXPIRE', key, BREAKER_TTL)
@@ -72,10 +79,10 @@ local function breaker_result(now, provider, channel, ok)
   if ok then ok_n = ok_n + 1 else err_n = err_n + 1 end
   if not ok and ok_n + err_n >= BREAKER_MIN_VOLUME
       and err_n / (ok_n + err_n) >= BREAKER_ERROR_SHARE then
-    redis.call('HSET', key, f .. 'state', 'open', f .. 'since', now, f .. 'opened', opened + 1,
-               f .. 'ok', 0, f .. 'err', 0)
+    redis.call('HSET', key, f .. 'state', BREAKER.OPEN, f .. 'since', now,
+               f .. 'opened', opened + 1, f .. 'ok', 0, f .. 'err', 0)
     redis.call('EXPIRE', key, BREAKER_TTL)
   else
-    redis.call('HSET', key, f .. 'state', 'closed', f .. 'ok', ok_n, f .. 'err', err_n)
+    redis.call('HSET', key, f .. 'state', BREAKER.CLOSED, f .. 'ok', ok_n, f .. 'err', err_n)
   end
 end

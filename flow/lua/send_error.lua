@@ -3,6 +3,8 @@
 -- ARGV[4]: the step, ARGV[5]: the provider ('' for none), ARGV[6]: the reason, ARGV[7]: the
 -- routing counter of this provider's attempt ('' if attempt_failed counted it), ARGV[8]: the
 -- step's providers in order, ARGV[9]: why this one (JSON; both '' when known already).
+-- Also reached: routing's statistics and breakers (routing.lua), the dashboard's counts and,
+-- as the flow ends, the recipients' active markers (advance, prelude.lua).
 local i, provider, reason = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local why = route_note(i, ARGV[8], ARGV[9])
 if provider ~= '' then sset(i, 'provider', provider) end
@@ -16,4 +18,4 @@ event({type = 'send_error', step = i, channel = sget(i, 'channel'), provider = p
        reason = reason, route = why})
 -- the step is over: the next channel starts now
 if FLOW_ENDED[get('status')] or tonumber(get('current')) ~= i then return {'error', ''} end
-return advance(i, 'send_error')
+return advance(i, SWITCH.SEND_ERROR)

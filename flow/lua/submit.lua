@@ -1,8 +1,9 @@
--- Screen, admit and create in one step, one round trip (after admit.lua, create.lua and
--- fraud.lua). KEYS: create's five, the fraud guard's, then admit's. ARGV: how many of the
--- rest are admit's, how many keys and arguments are the fraud guard's (0: nothing to screen),
--- then admit's arguments, the guard's, create's. Nothing is created for a flow the guard or
--- the limits refuse, except in shadow mode: a flow that ends at once, 'blocked', sent nothing.
+-- Screen, admit and create in one step, one round trip (after the state tables, moves.lua,
+-- metrics.lua, admit.lua, create.lua and fraud.lua). KEYS: create's five, the fraud guard's,
+-- then admit's. ARGV: how many of the rest are admit's, how many keys and arguments are the
+-- fraud guard's (0: nothing to screen), then admit's arguments, the guard's, create's.
+-- Nothing is created for a flow the guard or the limits refuse, except in shadow mode: a
+-- flow that ends at once, 'blocked', sent nothing.
 local admit_n, fraud_keys_n, fraud_n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local create_keys = {unpack(KEYS, 1, 5)}
 local fraud_keys = {unpack(KEYS, 6, 5 + fraud_keys_n)}
@@ -18,11 +19,10 @@ if screened[1] == 'fraud_refused' then
   -- shadow: the caller is told yes; the flow ends now, blocked, and nothing is ever sent
   create(create_keys, create_args)
   local now = fraud_now()
-  redis.call('HSET', FLOW_KEY, 'status', 'blocked', 'reason', screened[2], 'ended_at', now,
-    'updated_at', now)
-  for i = 0, tonumber(create_args[6]) - 1 do
-    redis.call('HSET', FLOW_KEY, 's' .. i .. ':status', 'skipped', 's' .. i .. ':ended_at', now)
-  end
+  -- moved, not counted in flows_ended: it never started (fraud_blocked counts it)
+  move_flow(FLOW_KEY, now, 'block')
+  redis.call('HSET', FLOW_KEY, 'reason', screened[2])
+  for i = 0, tonumber(create_args[6]) - 1 do move_step(FLOW_KEY, now, i, 'skip') end
   redis.call('ZREM', TIMERS_KEY, create_args[1] .. ':0')
   redis.call('DEL', CODE_KEY)
   redis.call('RPUSH', EVENTS_KEY, cjson.encode(

@@ -1,6 +1,8 @@
 -- A typed code to check (FlowStore.verify).
 -- A transition: runs after the prelude (prelude.lua), with its KEYS and ARGV[1-3].
 -- ARGV[4]: the wrong codes a recipient may enter in the budget's window.
+-- Also read: the recipients' wrong-code budgets (keys.verify_failures), named in the flow's
+-- `verify_budget` field.
 -- Spend one attempt and hand back the code to compare (in constant time, by the caller).
 local code = redis.call('GET', CODE_KEY)
 if get('status') == 'verified' then return {'already_verified', ''} end

@@ -1,6 +1,8 @@
 -- The typed code was wrong (FlowStore.verify).
 -- A transition: runs after the prelude (prelude.lua), with its KEYS and ARGV[1-3].
 -- ARGV[4]: the window of the recipients' wrong-code budget in seconds.
+-- Also reached: the recipients' wrong-code budgets (keys.verify_failures), named in the flow's
+-- `verify_budget` field, and as the flow ends their active markers (close_steps, prelude.lua).
 local left = tonumber(get('otp_attempts_left'))
 -- spend the recipients' budget of wrong codes across flows (ARGV[4]: its window)
 for key in string.gmatch(get('verify_budget') or '', '%S+') do

@@ -20,21 +20,11 @@ from otpflow.config.settings import Settings
 from otpflow.flow.signing import dlr_token
 from otpflow.producers import OtpflowClient
 
+from harness import sms_step
+
 HEADERS = {"x-api-key": "demo-key", "x-workspace-id": "demo"}
 FLOW: dict[str, Any] = {
-    "messages": [
-        {
-            "channel": "sms",
-            "timeout": 30,
-            "messageType": "",
-            "data": {
-                "recipient": "919876543210",
-                "message": "Code 1",
-                "sender_id": "A",
-                "route": "otp",
-            },
-        }
-    ],
+    "messages": [sms_step("919876543210", text="Code 1")],
     "webhookurl": "https://app.example/otp",
     "webhookEvents": ["terminal"],
 }
@@ -63,6 +53,30 @@ def test_redis_failing_after_the_ownership_check_is_a_503(
     body = {"code": "123456"} if action == "verify" else None
     reply = api(otp).post(f"/v1/otpflow/{flow_id}/{action}", headers=HEADERS, json=body)
     assert reply.status_code == 503
+    assert reply.json() == {"success": False, "message": "flow store (Redis) is unreachable"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/fraud/blocks"),
+        ("DELETE", "/v1/fraud/blocks/country-NG"),
+        ("GET", "/v1/routing/stats"),
+        ("GET", "/metrics"),
+        ("POST", "/v1/dlr/zixflow"),
+        ("GET", f"/v1/otpflow/{uuid.uuid4()}"),
+    ],
+)
+def test_redis_down_under_any_route_is_the_one_503(method: str, path: str) -> None:
+    down = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    secret = "s" * 32
+    settings = Settings(broker_url="memory://", api_keys="demo:demo-key", secret=secret)
+    token = dlr_token(secret, "zixflow", str(uuid.uuid4()), 0)
+    body = REPORT if method == "POST" else None
+    reply = api(OtpflowClient(settings, redis_client=down)).request(
+        method, path, headers=HEADERS, params={"token": token}, json=body
+    )
+    assert reply.status_code == 503, reply.text
     assert reply.json() == {"success": False, "message": "flow store (Redis) is unreachable"}
 
 

@@ -5,6 +5,7 @@ flows only, finding a flow by the number a person gives, and nothing of a messag
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -74,9 +75,18 @@ def switched_flow(otp: OtpflowClient, to: str = "919876543210") -> str:
 
 def test_every_page_asks_for_a_sign_in_first(otp: OtpflowClient) -> None:
     client = browser(otp)
-    for path in ("/dashboard", "/dashboard/search?q=1", "/dashboard/analytics"):
-        reply = client.get(path)
+    flow = f"/dashboard/flows/{uuid.uuid4()}"
+    for method, path in [
+        ("GET", "/dashboard"),
+        ("GET", "/dashboard/search?q=1"),
+        ("GET", "/dashboard/analytics"),
+        ("GET", flow),
+        ("POST", f"{flow}/cancel"),
+        ("POST", "/dashboard/signout"),
+    ]:
+        reply = client.request(method, path)
         assert reply.status_code == 303 and reply.headers["location"] == "/dashboard/signin"
+    assert client.get(f"{flow}/story").status_code == 401  # htmx's poll: no redirect
 
 
 def test_a_wrong_password_or_a_forged_form_signs_nobody_in(otp: OtpflowClient) -> None:

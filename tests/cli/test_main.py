@@ -20,23 +20,10 @@ from otpflow.cli import main as cli
 from otpflow.cli.stack import free_port
 
 from fakes import switched_flow
+from harness import sms_step
 
 OTPFLOW = shutil.which("otpflow", path=str(Path(sys.executable).parent)) or shutil.which("otpflow")
-GOOD_FLOW = {
-    "messages": [
-        {
-            "channel": "sms",
-            "timeout": 30,
-            "messageType": "",
-            "data": {
-                "recipient": "919876543210",
-                "message": "Your code is 4821",
-                "sender_id": "ACME",
-                "route": "otp",
-            },
-        }
-    ]
-}
+GOOD_FLOW = {"messages": [sms_step("919876543210")]}
 
 
 def otpflow(

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from otpflow.config.celery import (
-    NOTIFY_SWITCH,
-    NOTIFY_TERMINAL,
-    RELAY_DLR,
-    SEND_QUEUE,
-    SEND_STEP,
-    WEBHOOK_QUEUE,
-    make_celery,
-)
+from otpflow.config.celery import SEND_QUEUE, WEBHOOK_QUEUE
 from otpflow.config.settings import Settings
+from otpflow.flow.contract import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP, make_celery
 
 
 @pytest.mark.parametrize(

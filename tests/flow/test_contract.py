@@ -3,19 +3,44 @@ published now."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 import redis
 
-from otpflow.config.celery import NOTIFY_TERMINAL, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
-from otpflow.flow.contract import REPUBLISH_DELAY_SECONDS, Tasks
+from otpflow.flow.contract import (
+    ARGUMENTS,
+    NOTIFY_SWITCH,
+    NOTIFY_TERMINAL,
+    RELAY_DLR,
+    REPUBLISH_DELAY_SECONDS,
+    SEND_STEP,
+    TASK_ROUTES,
+    Tasks,
+    make_celery,
+)
 from otpflow.flow.outcomes import Outcome
 from otpflow.flow.store import FlowStore
 
 from fakes import TEST_KEYRING, RecordingTasks
+
+
+def test_each_helper_takes_its_tasks_arguments_in_order() -> None:
+    # the helpers spell the arguments again, for their callers' sake: held to ARGUMENTS here
+    helpers = {
+        SEND_STEP: Tasks.send,
+        NOTIFY_SWITCH: Tasks.notify_switch,
+        NOTIFY_TERMINAL: Tasks.notify_terminal,
+        RELAY_DLR: Tasks.relay_dlr,
+    }
+    assert helpers.keys() == ARGUMENTS.keys() == TASK_ROUTES.keys()
+    for name, helper in helpers.items():
+        self, *parameters, delay = inspect.signature(helper).parameters
+        assert (self, delay) == ("self", "delay")
+        assert tuple(parameters) == ARGUMENTS[name], name
 
 
 @pytest.mark.parametrize(

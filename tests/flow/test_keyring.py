@@ -14,22 +14,11 @@ from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowStore
 
 from fakes import TEST_KEYRING
+from harness import sms_step
 
 NUMBER = "+919876543210"
 FLOW = {
-    "messages": [
-        {
-            "channel": "sms",
-            "timeout": 30,
-            "messageType": "",
-            "data": {
-                "recipient": "919876543210",
-                "message": "Your code is {{code}}",
-                "sender_id": "ACME",
-                "route": "otp",
-            },
-        }
-    ],
+    "messages": [sms_step("919876543210", text="Your code is {{code}}")],
     "otp": {"length": 6, "ttl": 60},
 }
 

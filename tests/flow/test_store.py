@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,31 +20,17 @@ from otpflow.flow.states import DlrStatus
 from otpflow.flow.store import MAX_KEPT_REPORTS_PER_STEP, MAX_REPORTS_PER_STEP, FlowStore
 
 from fakes import TEST_KEYRING
+from harness import sms_step, whatsapp_step
 
 LIMITS = Limits()
 
 
 def sms(timeout: int = 30) -> dict:
-    return {
-        "channel": "sms",
-        "timeout": timeout,
-        "messageType": "",
-        "data": {
-            "recipient": "919876543210",
-            "message": "Your code is 4821",
-            "sender_id": "ACME",
-            "route": "otp",
-        },
-    }
+    return sms_step("919876543210", timeout)
 
 
 def whatsapp(timeout: int = 30) -> dict:
-    return {
-        "channel": "whatsapp",
-        "timeout": timeout,
-        "messageType": "custom",
-        "data": {"recipient": "919876543210", "phone_id": "p1", "text": "Code 4821"},
-    }
+    return whatsapp_step("919876543210", timeout)
 
 
 @pytest.fixture
@@ -530,6 +518,17 @@ def test_a_delivered_flow_can_still_be_verified(store: FlowStore) -> None:
 
 def counters(redis_client: redis.Redis) -> dict[str, float]:
     return Metrics(redis_client).read()
+
+
+def test_the_processes_count_through_the_store() -> None:
+    # every Redis write is the store's: a process adds to the counters through
+    # FlowStore.metrics, never with a Metrics of its own
+    root = Path(keys.__file__).parents[1]
+    for folder in ("api", "worker", "producers", "cli"):
+        for path in (root / folder).rglob("*.py"):
+            calls = (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call))
+            built = [call.lineno for call in calls if ast.unparse(call.func).endswith("Metrics")]
+            assert not built, f"{path}:{built} builds a Metrics writer outside the store"
 
 
 def latency_observations(values: dict[str, float], **labels: str) -> float:

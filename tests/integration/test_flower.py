@@ -27,13 +27,8 @@ import httpx
 import pytest
 
 from otpflow.cli.stack import free_port
-from otpflow.config.celery import (
-    ALL_QUEUES,
-    NOTIFY_SWITCH,
-    NOTIFY_TERMINAL,
-    RELAY_DLR,
-    SEND_STEP,
-)
+from otpflow.config.celery import ALL_QUEUES
+from otpflow.flow.contract import NOTIFY_SWITCH, NOTIFY_TERMINAL, RELAY_DLR, SEND_STEP
 
 from harness import System, recipient, sms_step, wait_for
 

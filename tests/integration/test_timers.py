@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
+from otpflow.flow.contract import make_celery
 
 from harness import System, duplicate_sends, recipient, sms_step, wait_all_ended, whatsapp_step
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+
+from harness import is_uuid4
 
 PATH = "/v2.1/sms"
 AUTH = {"Application-Key": "mf-app-key", "Authorization": "mf-token"}
@@ -22,10 +23,6 @@ def body(**extra: Any) -> dict[str, Any]:
         "validity": 5,
         **extra,
     }
-
-
-def is_uuid4(value: Any) -> bool:
-    return isinstance(value, str) and uuid.UUID(value).version == 4
 
 
 def test_accepted_201_envelope(sim: Any) -> None:

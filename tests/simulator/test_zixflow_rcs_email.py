@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
+
+from harness import is_uuid4
 
 AUTH = {"x-api-key": "sim-key", "x-workspace-id": "sim-workspace"}
 RCS_PATH = "/api/ingest/rcs/v1/message/send"
@@ -22,10 +23,6 @@ POSTBACK_KEYS = {
     "status_at",
     "post_back_data",
 }
-
-
-def is_uuid4(value: Any) -> bool:
-    return isinstance(value, str) and uuid.UUID(value).version == 4
 
 
 RCS_BODIES = {

@@ -10,9 +10,8 @@ import sys
 
 import pytest
 
-from otpflow.config.celery import RELAY_DLR
 from otpflow.config.settings import Settings
-from otpflow.flow.contract import ARGUMENTS, arguments
+from otpflow.flow.contract import ARGUMENTS, RELAY_DLR, arguments
 
 
 def test_development_defaults_are_log_lines_not_python_warnings() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from otpflow.config.celery import make_celery
 from otpflow.config.settings import Settings
+from otpflow.flow.contract import make_celery
 from otpflow.worker.runtime import Runtime
 
 

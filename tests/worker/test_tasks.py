@@ -14,6 +14,7 @@ from otpflow.flow import keys, metrics
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest, Step
 from otpflow.flow.signing import read_dlr_token
+from otpflow.flow.states import Kind
 from otpflow.providers.base import Callback, DeliveryReport
 from otpflow.providers.errors import (
     AmbiguousSend,
@@ -24,7 +25,7 @@ from otpflow.worker import tasks
 from otpflow.worker.runtime import Runtime
 
 from fakes import RecordingTasks
-from harness import wait_for
+from harness import sms_step, wait_for, whatsapp_step
 
 
 @dataclass
@@ -65,23 +66,8 @@ def runtime(redis_client: redis.Redis, routes: str, *providers: ScriptedProvider
 
 FLOW = {
     "messages": [
-        {
-            "channel": "sms",
-            "timeout": 7,
-            "messageType": "",
-            "data": {
-                "recipient": "919876543210",
-                "message": "Code 1",
-                "sender_id": "A",
-                "route": "otp",
-            },
-        },
-        {
-            "channel": "whatsapp",
-            "timeout": 9,
-            "messageType": "custom",
-            "data": {"recipient": "919876543210", "phone_id": "p", "text": "Code 1"},
-        },
+        sms_step("919876543210", timeout=7, text="Code 1"),
+        whatsapp_step("919876543210", timeout=9, text="Code 1"),
     ]
 }
 
@@ -103,7 +89,7 @@ def test_accepted_send_sets_the_timer_at_the_timeout_and_enqueues_nothing(
     p1 = ScriptedProvider("p1", ["msg-1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.SENT
     assert enqueue.calls == []  # a delivered flow costs one task: this send
     seconds, micros = redis_client.time()
     due = redis_client.zscore(keys.timers(), f"{flow_id}:0")
@@ -123,7 +109,7 @@ def test_a_second_delivery_of_the_same_task_sends_nothing(
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
     tasks.send_step(rt, enqueue, flow_id, 0, 1, 0)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "already_claimed"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.ALREADY_CLAIMED
     assert len(p1.calls) == 1
 
 
@@ -133,10 +119,10 @@ def test_transient_error_is_retried_with_backoff(
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)"), "msg-1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.RETRYING
     ((kind, args, countdown),) = enqueue.calls
     assert (kind, args) == ("send", (0, 2, 0)) and 0.25 <= countdown <= 0.5
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0) is Kind.SENT
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].attempts == 2
     assert [e["type"] for e in view.events].count("attempt_failed") == 1
@@ -149,9 +135,9 @@ def test_permanent_error_fails_over_to_the_next_provider(
     p2 = ScriptedProvider("p2", ["msg-2"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "failover"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.FAILOVER
     assert enqueue.calls == [("send", (0, 2, 1), 0)]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 1) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 1) is Kind.SENT
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].provider == "p2"
 
@@ -162,7 +148,7 @@ def test_last_provider_rejecting_switches_to_the_next_channel_now(
     p1 = ScriptedProvider("p1", [ProviderRejected("p1", "rejected (400): blocked")])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.SEND_ERROR
     assert enqueue.calls == [("send", (1, 1, 0), 0)]  # no webhook URL: nobody to notify
 
 
@@ -171,7 +157,7 @@ def test_switch_notifies_only_flows_with_a_webhook(
 ) -> None:
     rt = runtime(redis_client, "nobody")
     flow_id = start(rt, FLOW | {"webhookurl": "https://app.example/switch"})
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.NO_PROVIDER
     assert enqueue.calls == [("send", (1, 1, 0), 0), ("notify", (0, 1), 0)]
     without_webhook = start(rt)
     enqueue.calls.clear()
@@ -186,7 +172,7 @@ def test_retries_stop_at_the_send_budget(
     rt = runtime(redis_client, "p1", p1)
     rt.settings.send_budget_seconds = 0.01
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "send_error"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.SEND_ERROR
 
 
 def test_ambiguous_send_is_never_retried(
@@ -196,7 +182,7 @@ def test_ambiguous_send_is_never_retried(
     p2 = ScriptedProvider("p2", ["msg"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "ambiguous"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.AMBIGUOUS
     assert enqueue.calls == [("send", (1, 1, 0), 0)]  # the next channel, not the next provider
     assert p2.calls == []
 
@@ -206,7 +192,7 @@ def test_channel_without_provider_moves_on(
 ) -> None:
     rt = runtime(redis_client, "nobody")
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "no_provider"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.NO_PROVIDER
     view = rt.store.get(flow_id)
     assert view is not None and view.steps[0].status == "error"
 
@@ -238,7 +224,7 @@ def test_a_send_whose_producer_never_confirms_sends_nothing_and_leaves_it_to_the
     p1 = ScriptedProvider("p1", ["m1"])
     rt = runtime(redis_client, "p1", p1)
     flow_id = rt.store.create("ws", FlowRequest.parse(FLOW))
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "not_enqueued"  # after its wait
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.NOT_ENQUEUED  # after its wait
     assert enqueue.calls == []  # a late confirmation publishes it again
     assert p1.calls == []
     assert rt.store.mark_enqueued(flow_id) is True
@@ -252,12 +238,12 @@ def test_a_failing_provider_gets_its_attempts_then_the_next_one_takes_over(
     p2 = ScriptedProvider("p2", ["msg-2"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "retrying"
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 0, 3) == "failover"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) is Kind.RETRYING
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) is Kind.RETRYING
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 0, 3) is Kind.FAILOVER
     assert enqueue.calls[-1] == ("send", (0, 4, 1), 0)
     assert enqueue.provider_attempts == [2, 3, 1]
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 4, 1, 1) is Kind.SENT
     assert len(p1.calls) == 3 and len(p2.calls) == 1
 
 
@@ -268,12 +254,12 @@ def test_a_step_keeps_the_order_its_first_attempt_chose_and_says_why(
     p1, p2 = ScriptedProvider("p1", [down, "msg-1"]), ScriptedProvider("p2", ["msg-2"])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 1) is Kind.RETRYING
     # meanwhile the router would put p2 first for every message
     redis_client.hset(keys.routing_leaders(), "sms|IN", "p2")
     rt.router.snapshot(fresh=True)
     assert rt.router.route("sms", "IN", ["p1", "p2"]).providers[0] == "p2"
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) is Kind.SENT
     assert len(p1.calls) == 2 and p2.calls == []
     view = rt.store.get(flow_id)
     assert view is not None
@@ -289,7 +275,7 @@ def test_the_last_provider_keeps_trying_within_the_budget(
     p1 = ScriptedProvider("p1", [ProviderUnavailable("p1", "provider error (500)")])
     rt = runtime(redis_client, "p1", p1)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) == "retrying"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0, 7) is Kind.RETRYING
 
 
 def test_acceptance_that_is_final_delivers_the_step(
@@ -298,7 +284,7 @@ def test_acceptance_that_is_final_delivers_the_step(
     mailer = ScriptedProvider("p1", ["<id@acme>"], accepted_is_delivered=True)
     rt = runtime(redis_client, "p1", mailer)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "delivered"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.DELIVERED
     assert enqueue.calls == []  # nothing left to wait for
     view = rt.store.get(flow_id)
     assert view is not None and view.status == "delivered" and view.steps[0].status == "delivered"
@@ -311,14 +297,14 @@ def test_provider_sends_are_counted_by_what_the_provider_answered(
     p2 = ScriptedProvider("p2", ["msg-2", AmbiguousSend("p2", "read timeout")])
     rt = runtime(redis_client, "p1,p2", p1, p2)
     flow_id = start(rt)
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "retrying"
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) == "failover"
-    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 1) == "sent"
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.RETRYING
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 2, 0, 2) is Kind.FAILOVER
+    assert tasks.send_step(rt, enqueue, flow_id, 0, 3, 1) is Kind.SENT
     other = start(rt)
-    assert tasks.send_step(rt, enqueue, other, 0, 1, 1) == "ambiguous"
+    assert tasks.send_step(rt, enqueue, other, 0, 1, 1) is Kind.AMBIGUOUS
     sends = {
         (labels["provider"], labels["result"]): value
-        for labels, value in metrics.series(rt.metrics.read(), "provider_sends")
+        for labels, value in metrics.series(rt.store.metrics.read(), "provider_sends")
         if labels["channel"] == "sms"
     }
     assert sends == {
@@ -355,7 +341,7 @@ def test_a_step_that_breaks_its_rules_with_the_code_in_fails_at_once_without_the
     flow_id = rt.store.create("ws", request)
     rt.store.mark_enqueued(flow_id)
     with caplog.at_level("DEBUG"):
-        assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) == "render_failed"
+        assert tasks.send_step(rt, enqueue, flow_id, 0, 1, 0) is Kind.RENDER_FAILED
     assert p1.calls == []
     assert enqueue.calls == [("send", (1, 1, 0), 0)]  # the next channel starts now
     view = rt.store.get(flow_id)

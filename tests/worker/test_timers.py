@@ -11,10 +11,9 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError
 
-from otpflow.config.celery import NOTIFY_TERMINAL, SEND_STEP, make_celery
 from otpflow.config.settings import Settings
 from otpflow.flow import keys
-from otpflow.flow.contract import Tasks
+from otpflow.flow.contract import NOTIFY_TERMINAL, SEND_STEP, Tasks, make_celery
 from otpflow.flow.models import FlowRequest
 from otpflow.flow.store import FlowStore
 from otpflow.worker import timers

@@ -11,7 +11,6 @@ import re
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,8 +26,12 @@ from standardwebhooks import Webhook
 from otpflow.config.settings import Settings
 from otpflow.flow import metrics
 from otpflow.flow.signing import verify_webhook_signature, webhook_secret
+from otpflow.flow.states import Kind
 from otpflow.worker.runtime import Runtime
-from otpflow.worker.webhooks import deliver, webhook_client
+from otpflow.worker.webhooks import deliver, relay_dlr, webhook_client
+
+from fakes import RecordingTasks
+from harness import Receiver, ok, trickle
 
 SECRET = "webhook-tests-secret-at-least-32-bytes!"
 RECORD = {"type": "webhook", "event": "channel_switch", "step": 0}
@@ -44,6 +47,11 @@ def runtime(redis_client: redis.Redis, answers: list[int], max_attempts: int) ->
     rt.__dict__["redis"] = redis_client
     rt.__dict__["webhook_http"] = httpx.Client(transport=httpx.MockTransport(answer))
     return rt
+
+
+def test_a_report_to_relay_for_a_flow_that_is_gone_is_missing(redis_client: redis.Redis) -> None:
+    rt = runtime(redis_client, [], max_attempts=1)
+    assert relay_dlr(rt, RecordingTasks(), "gone", 0, 0, 1) is Kind.MISSING
 
 
 def test_each_delivery_attempt_is_counted_by_its_result(redis_client: redis.Redis) -> None:
@@ -87,75 +95,6 @@ def test_each_delivery_attempt_is_counted_by_its_result(redis_client: redis.Redi
 # --- real sockets -----------------------------------------------------------------------------
 
 
-class Receiver:
-    """A TCP server on 127.0.0.1 that hands each connection to ``serve``.
-
-    Not harness.HttpRecorder: these tests write the answer byte by byte (a trickled status
-    line, a body never finished, a hang-up mid-reply), which an HTTP server library won't.
-    """
-
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.requests: list[bytes] = []
-        self.closed_early = threading.Event()
-        self._serve = serve
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            while len(body) < length:
-                body += conn.recv(65536)
-            self.requests.append(head + b"\r\n\r\n" + body)
-            try:
-                self._serve(conn)
-            except OSError:  # the client hung up while we were still answering
-                self.closed_early.set()
-
-    def close(self) -> None:
-        # shutdown wakes the thread blocked in accept(); a bare close may leave it blocked on
-        # the descriptor number, which the next test's listener can be given
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-
-
-def ok(conn: socket.socket) -> None:
-    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-
-
-def trickle(data: bytes, every: float) -> Callable[[socket.socket], None]:
-    def serve(conn: socket.socket) -> None:
-        for byte in data:
-            conn.sendall(bytes([byte]))
-            time.sleep(every)
-
-    return serve
-
-
 @pytest.fixture
 def receiver_factory() -> Iterator[Callable[[Callable[[socket.socket], None]], Receiver]]:
     made: list[Receiver] = []
@@ -179,7 +118,7 @@ def real_runtime(redis_client: redis.Redis, allow_private: bool, timeout: float 
         )
     )
     rt.__dict__["redis"] = redis_client
-    rt.__dict__["store"] = Timeline()
+    rt.__dict__["store"] = Timeline(redis_client)
     return rt
 
 
@@ -198,10 +137,12 @@ def post(rt: Runtime, url: str, payload: Any = None, workspace: str = "w") -> st
 
 
 class Timeline:
-    """Stands in for the flow store: what deliveries put on the flow's timeline."""
+    """Stands in for the flow store: what deliveries put on the flow's timeline (and the
+    counters they add to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redis_client: redis.Redis) -> None:
         self.events: list[dict[str, Any]] = []
+        self.metrics = metrics.Metrics(redis_client)
 
     def add_event(self, flow_id: str, event: dict[str, Any]) -> None:
         self.events.append(event)
