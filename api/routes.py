@@ -77,7 +77,7 @@ def own_flow(api: Services, request_id: str, workspace: str) -> FlowView:
     summary="Start a flow",
     response_model=Accepted,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 409, 413, 415, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 415, 429, 503),
     openapi_extra=json_request(FlowEnvelope),
 )
 async def start_flow(

@@ -18,6 +18,11 @@ class ErrorBody(BaseModel):
         default=None, description="every bad field by its dotted path"
     )
     attempts_left: int | None = None
+    reason: str | None = Field(
+        default=None,
+        description="for a 403 of the fraud guard: country_not_allowed, number_type, "
+        "country_limit, prefix_velocity, low_conversion or blocked",
+    )
 
 
 class Accepted(BaseModel):
@@ -115,8 +120,17 @@ class BlockOut(BaseModel):
     detail: str = Field(description="what tripped it, in words")
     since: str
     until: str
-    mode: str = Field(description="the mode it was made in: enforce, shadow or monitor")
-    refused: int = Field(description="flows refused by it so far")
+    mode: str = Field(
+        description="the mode it was made in: enforce, shadow or monitor (a block made in "
+        "monitor mode refuses nothing once the workspace enforces)"
+    )
+    refused: int = Field(description="flows refused by it so far (or, monitor: would have been)")
+    flows: int = Field(
+        description="what the rule counted: flows in the velocity window, or codes whose chance "
+        "had ended in the conversion window"
+    )
+    verified: int | None = Field(description="of those codes, the verified (low_conversion)")
+    window_seconds: int = Field(description="the rule's window")
 
 
 class BlocksOut(BaseModel):
@@ -160,6 +174,9 @@ def block_json(raw: dict[str, str]) -> dict[str, Any]:
         "until": iso(float(raw["until"])),
         "mode": raw.get("mode", ""),
         "refused": int(raw.get("refused", "0")),
+        "flows": int(raw.get("flows") or 0),
+        "verified": int(raw["verified"]) if raw.get("verified") else None,
+        "window_seconds": int(raw.get("window") or 0),
     }
 
 

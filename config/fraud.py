@@ -64,6 +64,12 @@ class FraudRules(BaseModel):
     denied_countries: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="ISO 3166 alpha-2 codes refused, comma separated"
     )
+    allow_non_geographic: bool = Field(
+        default=False,
+        description="whether numbers of no country get paid messages: +800/+808 freephone, "
+        "+870 Inmarsat, +881 satellite phones, +882/+883 international networks, +979 premium "
+        "rate (phonenumbers' region 001), ranges pumping favours and few users carry",
+    )
     refused_number_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_REFUSED_NUMBER_TYPES),
         description="number types (phonenumbers' names) no paid message goes to",

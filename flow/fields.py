@@ -97,6 +97,8 @@ def masked(address: str) -> str:
 
 # the country of a recipient that has none (an email address): ISO 3166's "unknown"
 NO_COUNTRY = "ZZ"
+# the region phonenumbers gives a number of no country (+800, +870, +881, +882, ...)
+NON_GEOGRAPHIC = "001"
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,13 @@ class PhoneFacts:
     e164: str
     region: str
     number_type: str
+    country_code: int
 
     def prefix(self, digits: int) -> str:
-        """The number without its last ``digits`` digits (``+4479460001`` for 3)."""
-        return self.e164[:-digits]
+        """The number without its last ``digits`` digits (``+4479460001`` for 3), keeping at
+        least one digit after the country code: a short number's prefix never spans countries."""
+        shortest = 1 + len(str(self.country_code)) + 1
+        return self.e164[: max(len(self.e164) - digits, shortest)]
 
 
 def phone_facts(recipient: str) -> PhoneFacts:
@@ -118,8 +123,9 @@ def phone_facts(recipient: str) -> PhoneFacts:
     number = phonenumbers.parse("+" + recipient)
     return PhoneFacts(
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        region=phonenumbers.region_code_for_number(number) or "001",
+        region=phonenumbers.region_code_for_number(number) or NON_GEOGRAPHIC,
         number_type=_NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown"),
+        country_code=number.country_code or 0,
     )
 
 

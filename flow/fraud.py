@@ -8,7 +8,9 @@ Every phone recipient of a new flow is screened, in this order (README, Fraud):
 3. an **existing block** of its prefix or country (``blocked``);
 4. **conversion**: a prefix, then a country, whose codes are verified less often than
    ``min_conversion`` once ``min_volume`` of them had their chance is blocked
-   (``low_conversion``);
+   (``low_conversion``). A code had its chance once it was verified or expired, unless its
+   flow failed or was cancelled before anything was delivered (:data:`NO_CHANCE`); an exempt
+   recipient's code never counts;
 5. the **country's hourly cap** (``country_limit``, a refusal, not a block);
 6. **prefix velocity**: the flow past ``prefix_limit`` to one prefix within its window blocks
    that prefix (``prefix_velocity``).
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from otpflow.config.fraud import FraudRules
-from otpflow.flow.fields import PhoneFacts, phone_facts
+from otpflow.flow.fields import NON_GEOGRAPHIC, PhoneFacts, phone_facts
 from otpflow.flow.keyring import Keyring
 from otpflow.flow.models import FlowRequest
+from otpflow.flow.states import FlowStatus
 
 
 class Reason(StrEnum):
@@ -56,6 +59,11 @@ MESSAGES = {
 
 # one bucket of the conversion window: the window is summed over this many of them
 CONVERSION_BUCKETS = 24
+
+# A flow that ended so before any step was delivered never brought its person the code: its
+# code had no chance and does not count for conversion (else a provider's outage would
+# block the countries it serves).
+NO_CHANCE = frozenset({FlowStatus.FAILED, FlowStatus.CANCELLED})
 
 BLOCK_ID = re.compile(r"^(prefix-[0-9a-f]{16}|country-[A-Z0-9]{2,3})$")
 
@@ -147,7 +155,10 @@ def safe_listed(e164: str, safe_list: list[str]) -> bool:
 
 def static_reason(facts: PhoneFacts, rules: FraudRules) -> Reason | None:
     """What the number alone is refused for: its country, or its type."""
-    if facts.region in rules.denied_countries or (
+    if facts.region == NON_GEOGRAPHIC:
+        if not rules.allow_non_geographic:
+            return Reason.COUNTRY_NOT_ALLOWED
+    elif facts.region in rules.denied_countries or (
         rules.allowed_countries and facts.region not in rules.allowed_countries
     ):
         return Reason.COUNTRY_NOT_ALLOWED

@@ -13,7 +13,6 @@ from redis.commands.core import Script
 from otpflow.config.fraud import FraudSettings
 from otpflow.flow import keys
 from otpflow.flow.fraud import Screening, bucket_seconds
-from otpflow.flow.metrics import METRICS_TTL_SECONDS
 from otpflow.flow.outcomes import text
 
 
@@ -42,7 +41,6 @@ class FraudStore:
             rules.min_volume,
             rules.conversion_window_seconds,
             screening.bucket_seconds,
-            METRICS_TTL_SECONDS,
         ]
         for one in screening.recipients:
             prefix, country = one.prefix_scope, one.country_scope

@@ -1,7 +1,8 @@
 """Every Redis key OTPflow uses, in one place. Each one carries a TTL (see the store).
 
 A script is handed every key it touches, but for those named by Redis's clock (a statistics
-bucket): for them :func:`lua_builders` renders a Lua function made from the function here.
+bucket) or by what it read (a flow id): for them :func:`lua_builders` renders a Lua function
+made from the function here.
 """
 
 from __future__ import annotations
@@ -219,11 +220,13 @@ def flow_keys(flow_id: str) -> list[str]:
     ]
 
 
-# Keys a script names itself, its bucket read from Redis's clock: the Lua function, the
+# Keys a script names itself, from Redis's clock (a statistics bucket) or from what it read
+# (the flow of a code whose chance has ended, for the fraud guard): the Lua function, the
 # function here it is made from, and its parameters.
 LUA_BUILT: tuple[tuple[str, Callable[..., str], tuple[str, ...]], ...] = (
     ("routing_stats_key", routing_stats, ("bucket",)),
     ("dashboard_stats_key", dashboard_stats, ("workspace", "bucket")),
+    ("flow_key", flow, ("flow_id",)),
 )
 
 

@@ -224,9 +224,11 @@ class FlowRequest:
         return {step.data.address for step in self.steps}
 
     def phone_numbers(self) -> list[str]:
-        """Every phone number the flow sends to (digits with the country code), once each:
-        the recipients of paid messages, which the fraud guard screens."""
-        return sorted({step.data.address for step in self.steps if step.channel != "email"})
+        """Every phone number the flow sends to (digits with the country code), once each
+        however it is written (``4407911…`` and ``447911…`` are one number): the recipients of
+        paid messages, which the fraud guard screens."""
+        phones = (step.data for step in self.steps if step.channel != "email")
+        return sorted({data.limit_key.removeprefix("+") for data in phones})
 
     def messages_per_recipient(self) -> dict[str, int]:
         """How many messages the flow may send each recipient (one per step to it), by the

@@ -10,7 +10,8 @@ dashboard's counts (``dashboard.lua``) and ``prelude.lua``.
 
 Each file opens with a comment naming its ``KEYS`` and ``ARGV`` and what else it reaches.
 Every key is named in :mod:`otpflow.flow.keys`: passed in, or, for a bucket named by Redis's
-clock (routing's statistics, the dashboard's counts), through a Lua function rendered from
+clock (routing's statistics, the dashboard's counts) or by a flow id it read (the fraud
+guard's codes whose chance has ended), through a Lua function rendered from
 the key's own function there (:func:`otpflow.flow.keys.lua_builders`). No script joins a
 key name together itself.
 """
@@ -25,6 +26,7 @@ from redis.commands.core import Script
 
 from otpflow.config.routing import RoutingSettings
 from otpflow.flow import dashboard_store, keys, metrics, routing
+from otpflow.flow.fraud import NO_CHANCE
 from otpflow.flow.states import (
     ENDED_STEP,
     FLOW_TRANSITIONS,
@@ -113,7 +115,13 @@ def register(redis: Redis, settings: RoutingSettings | None = None) -> dict[str,
     scripts["create"] = source("create") + "return create(KEYS, ARGV)\n"
     # a flow blocked in shadow mode moves along the tables; the guard counts what it refuses
     parts = ("admit", "create", "fraud", "submit")
-    scripts["submit"] = _moves() + _counters() + "".join(source(part) for part in parts)
+    scripts["submit"] = (
+        _moves()
+        + _counters()
+        + keys.lua_builders()
+        + lua_set("FRAUD_NO_CHANCE", NO_CHANCE)
+        + "".join(source(part) for part in parts)
+    )
     for name in ("take_due", "later", "release_active"):
         scripts[name] = source(name)
     scripts["converted"] = _routing(settings) + source("converted")

@@ -1,12 +1,13 @@
 -- The fraud guard's screening of a new flow (otpflow/flow/fraud.py says what each rule does),
 -- used by submit.lua. KEYS: the workspace's blocks index, the metrics, then per phone recipient
 -- its prefix's velocity hits, block, conversion and pending codes, and its country's block,
--- hourly counts, conversion and pending codes (flow/keys.py). ARGV: mode, flow id, block
+-- hourly counts, conversion and pending codes (flow/keys.py); and the flows of pending codes
+-- whose chance has ended (flow_key, from flow/keys.py). ARGV: mode, flow id, block
 -- seconds, prefix limit, prefix window s, min conversion, min volume, conversion window s,
--- bucket s, metrics TTL; then per recipient: its prefix (digits, for the operator), the
+-- bucket s; then per recipient: its prefix (digits, for the operator), the
 -- prefix's scope id, its country, exempt ('1'), a reason refused by the number alone (''),
 -- the country's hourly cap (0: none), the seconds its code has to be verified (0: none).
-local FRAUD_HEAD, FRAUD_KEYS_EACH, FRAUD_ARGS_EACH = 10, 8, 7
+local FRAUD_HEAD, FRAUD_KEYS_EACH, FRAUD_ARGS_EACH = 9, 8, 7
 
 local function fraud_now()
   local t = redis.call('TIME')
@@ -19,7 +20,7 @@ local function fraud_config(KEYS, ARGV)
     block_seconds = tonumber(ARGV[3]), prefix_limit = tonumber(ARGV[4]),
     prefix_window = tonumber(ARGV[5]), min_conversion = tonumber(ARGV[6]),
     min_volume = tonumber(ARGV[7]), window = tonumber(ARGV[8]), bucket = tonumber(ARGV[9]),
-    metrics_ttl = tonumber(ARGV[10]), now = fraud_now(), recipients = {},
+    now = fraud_now(), recipients = {},
   }
   for i = 1, (#ARGV - FRAUD_HEAD) / FRAUD_ARGS_EACH do
     local k, a = 2 + (i - 1) * FRAUD_KEYS_EACH, FRAUD_HEAD + (i - 1) * FRAUD_ARGS_EACH
@@ -39,12 +40,21 @@ local function fraud_config(KEYS, ARGV)
   return c
 end
 
+-- whether a flow's code reached its person: not if the flow ended failed or cancelled before
+-- any step was delivered (a flow already gone is given the benefit of the doubt: it counts)
+local function had_chance(flow_id)
+  local flow = redis.call('HMGET', flow_key(flow_id), 'delivered_step', 'status')
+  return flow[1] or not FRAUD_NO_CHANCE[flow[2]]
+end
+
 -- codes whose chance has ended move from pending into the bucket of when it ended
 local function settle(c, scope)
   local ended = redis.call('ZRANGEBYSCORE', scope.pending, '-inf', c.now, 'WITHSCORES')
   for j = 1, #ended, 2 do
-    local bucket = math.floor(tonumber(ended[j + 1]) / c.bucket)
-    redis.call('HINCRBY', scope.conversion, 'c:' .. bucket, 1)
+    if had_chance(ended[j]) then
+      local bucket = math.floor(tonumber(ended[j + 1]) / c.bucket)
+      redis.call('HINCRBY', scope.conversion, 'c:' .. bucket, 1)
+    end
   end
   if #ended > 0 then
     redis.call('ZREMRANGEBYSCORE', scope.pending, '-inf', c.now)
@@ -78,12 +88,17 @@ local function conversion(c, scope)
   return chances, verified
 end
 
-local function block(c, r, scope, reason, detail)
+-- flows: what the rule counted (flows in the velocity window, or codes that had their
+-- chance), verified: of those codes, the verified ('' for velocity), window: the rule's window
+local function block(c, r, scope, reason, detail, flows, verified, window)
   local ends = c.now + c.block_seconds
-  redis.call('DEL', scope.block)
+  -- the scope's counts go with the block (as a lift takes them): when it ends, the scope
+  -- starts afresh instead of being blocked again by the counts that blocked it
+  redis.call('DEL', scope.block, scope.conversion, scope.pending)
+  if scope.hits then redis.call('DEL', scope.hits) end
   redis.call('HSET', scope.block, 'id', scope.id, 'scope', scope.kind, 'value', scope.value,
     'country', r.region, 'reason', reason, 'detail', detail, 'since', c.now, 'until', ends,
-    'mode', c.mode, 'refused', 0)
+    'mode', c.mode, 'refused', 0, 'flows', flows, 'verified', verified, 'window', window)
   redis.call('EXPIRE', scope.block, c.block_seconds)
   redis.call('ZADD', c.blocks, ends, scope.id)
   if redis.call('TTL', c.blocks) < c.block_seconds then
@@ -95,7 +110,8 @@ local function low_conversion(c, r, scope)
   local chances, verified = conversion(c, scope)
   if chances >= c.min_volume and verified < c.min_conversion * chances then
     block(c, r, scope, 'low_conversion',
-      string.format('%d of %d codes verified in %d s', verified, chances, c.window))
+      string.format('%d of %d codes verified in %d s', verified, chances, c.window),
+      chances, verified, c.window)
     return true
   end
   return false
@@ -106,7 +122,10 @@ local function screen_one(c, r)
   if r.static ~= '' then return r.static end
   if r.exempt then return nil end
   for _, scope in ipairs({r.prefix, r.country}) do
-    if redis.call('EXISTS', scope.block) == 1 then
+    local made_in = redis.call('HGET', scope.block, 'mode')
+    -- a block monitor mode made only says what would have happened: it binds nobody once
+    -- the workspace enforces (its rules are checked afresh, and block for real if they trip)
+    if made_in and (made_in ~= 'monitor' or c.mode == 'monitor') then
       redis.call('HINCRBY', scope.block, 'refused', 1)
       return 'blocked'
     end
@@ -124,9 +143,11 @@ local function screen_one(c, r)
     end
   end
   redis.call('ZREMRANGEBYSCORE', r.prefix.hits, '-inf', c.now - c.prefix_window)
-  if redis.call('ZCARD', r.prefix.hits) >= c.prefix_limit then
+  local hits = redis.call('ZCARD', r.prefix.hits)
+  if hits >= c.prefix_limit then
     block(c, r, r.prefix, 'prefix_velocity',
-      string.format('more than %d flows in %d s', c.prefix_limit, c.prefix_window))
+      string.format('%d flows in %d s, the limit is %d', hits + 1, c.prefix_window,
+        c.prefix_limit), hits + 1, '', c.prefix_window)
     return 'prefix_velocity'
   end
   return nil
@@ -140,8 +161,7 @@ local function screen(KEYS, ARGV)
     local reason = screen_one(c, r)
     if reason then
       local field = 'fraud_blocked|reason=' .. reason .. '|country=' .. r.region .. '|mode=' .. c.mode
-      redis.call('HINCRBY', c.metrics, field, 1)
-      redis.call('EXPIRE', c.metrics, c.metrics_ttl)
+      metrics_count(c.metrics, field)
       local verdict = c.mode == 'monitor' and 'fraud_monitored' or 'fraud_refused'
       return {verdict, reason, r.region}
     end
@@ -163,7 +183,8 @@ local function count_screened(KEYS, ARGV)
       redis.call('HDEL', r.country.rate, hour - 2)
       redis.call('EXPIRE', r.country.rate, 7200)
     end
-    if r.chance > 0 then
+    -- a safe-listed or trusted person's unused code says nothing of its range
+    if r.chance > 0 and not r.exempt then
       for _, scope in ipairs({r.prefix, r.country}) do
         redis.call('ZADD', scope.pending, c.now + r.chance, c.flow_id)
         redis.call('EXPIRE', scope.pending, r.chance + c.window)

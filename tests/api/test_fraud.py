@@ -140,6 +140,7 @@ def test_prefix_velocity_blocks_the_prefix_and_an_operator_lifts_it(guarded: Any
     assert block["scope"] == "prefix" and block["reason"] == "prefix_velocity"
     assert block["value"] == e164(numbers[0])[:-3] and block["country"] == "GB"
     assert block["refused"] == 1 and block["mode"] == "enforce"
+    assert (block["flows"], block["verified"], block["window_seconds"]) == (4, None, 3600)
     assert block["id"].startswith("prefix-") and numbers[0][:-3] not in block["id"]
 
     lifted = app.http.delete(f"/v1/fraud/blocks/{block['id']}", headers=HEADERS)
@@ -250,22 +251,33 @@ def test_parallel_requests_to_one_prefix_never_pass_more_than_the_limit(
     assert outcomes.count("blocked") == 34
 
 
-def test_conversion_blocks_a_prefix_whose_codes_go_unused_after_their_ttl(
-    guarded: Any,
-) -> None:
-    """Two codes to British numbers are never entered; of two to Indian numbers, one is
-    verified through OTPflow and one reported by the caller's feedback. Once the codes' 30 s
-    have passed, Britain's prefix (0 of 2) is blocked; India's (2 of 2) is not."""
-    app = guarded(min_volume=2, min_conversion=0.5, feedback=True)
-    british = mobile_numbers("GB", 3)
-    indian = mobile_numbers("IN", 3)
-    for to in british[:2]:
-        assert app.reason(to, otp=True) is None
-    ids = [app.post(flow(to, otp=True)).json()["request_id"] for to in indian[:2]]
-    keyring = app.otp.store.keyring
-    verify = app.http.post(
-        f"/v1/otpflow/{ids[0]}/verify", headers=HEADERS, json={"code": keyring.code(ids[0], 6)}
+def test_conversion_judges_the_codes_that_had_their_chance(guarded: Any) -> None:
+    """One wait for the codes' 30 s, several countries, each a case of the rule:
+
+    - GB: three codes never entered: the prefix, then the country, is blocked; once the
+      blocks end, both start afresh (the counts that blocked them went with them);
+    - IN: of two codes, one verified through OTPflow and one reported by feedback: both count
+      (at 75 %, one alone would block);
+    - DE: two flows cancelled before anything was delivered: no chance, no count;
+    - US: two safe-listed numbers never verify: that says nothing of their prefix;
+    - FR: two flows without a code, under ``feedback``: unreported, they count as unverified.
+    """
+    safe = mobile_numbers("US", 3)
+    app = guarded(
+        min_volume=2,
+        min_conversion=0.75,
+        feedback=True,
+        feedback_window_seconds=30,
+        block_seconds=5,
+        safe_list=f"+{safe[0]},+{safe[1]}",
     )
+    british = mobile_numbers("GB", 4)
+    for to in british[:3]:
+        assert app.reason(to, otp=True) is None
+    indian = mobile_numbers("IN", 3)
+    ids = [app.post(flow(to, otp=True)).json()["request_id"] for to in indian[:2]]
+    code = app.otp.store.keyring.code(ids[0], 6)
+    verify = app.http.post(f"/v1/otpflow/{ids[0]}/verify", headers=HEADERS, json={"code": code})
     assert verify.status_code == 200
     feedback = app.http.post(
         f"/v1/otpflow/{ids[1]}/feedback", headers=HEADERS, json={"event": "verified"}
@@ -275,12 +287,83 @@ def test_conversion_blocks_a_prefix_whose_codes_go_unused_after_their_ttl(
         f"/v1/otpflow/{ids[1]}/feedback", headers=HEADERS, json={"event": "verified"}
     )
     assert again.json()["message"] == "already recorded"
-    assert app.reason(british[2], otp=True) is None  # their chance has not ended yet
+    german = mobile_numbers("DE", 3)
+    for to in german[:2]:
+        request_id = app.post(flow(to, otp=True)).json()["request_id"]
+        cancel = app.http.post(f"/v1/otpflow/{request_id}/cancel", headers=HEADERS)
+        assert cancel.status_code == 200
+    for to in safe[:2]:
+        assert app.reason(to, otp=True) is None
+    french = mobile_numbers("FR", 3)
+    for to in french[:2]:
+        assert app.reason(to) is None  # no code: feedback's window is its chance
+
     time.sleep(31)  # the codes' TTL: not a timing assertion, the rule's own clock
+
+    assert app.reason(british[3], otp=True) == "low_conversion"
+    assert app.reason(mobile_numbers("GB", 1, first=1000)[0], otp=True) == "low_conversion"
+    blocks = {block["scope"]: block for block in app.blocks()}
+    assert blocks.keys() == {"prefix", "country"}
+    assert blocks["prefix"]["detail"].startswith("0 of 3")
+    assert (blocks["prefix"]["flows"], blocks["prefix"]["verified"]) == (3, 0)
+    assert blocks["country"]["value"] == "GB" and blocks["country"]["reason"] == "low_conversion"
     assert app.reason(indian[2], otp=True) is None
-    assert app.reason(mobile_numbers("GB", 1, first=500)[0], otp=True) == "low_conversion"
+    assert app.reason(german[2], otp=True) is None
+    assert app.reason(safe[2], otp=True) is None
+    assert app.reason(french[2]) == "low_conversion"
+    wait_for(lambda: [b for b in app.blocks() if b["country"] == "GB"] == [], 15)
+    assert app.reason(mobile_numbers("GB", 1, first=20)[0], otp=True) is None
+
+
+def test_a_block_made_in_monitor_mode_refuses_nothing_once_enforced(guarded: Any) -> None:
+    numbers = mobile_numbers("GB", 5)
+    watching = guarded(mode="monitor", prefix_limit=1)
+    assert [watching.reason(to) for to in numbers[:2]] == [None, None]
+    (block,) = watching.blocks()
+    assert block["mode"] == "monitor"
+    # the same workspace, now enforcing: the rules are checked afresh (the block took the
+    # counts that made it; two flows have counted since)
+    assert guarded(prefix_limit=10).reason(numbers[2]) is None
+    tight = guarded(prefix_limit=2)
+    assert tight.reason(numbers[3]) == "prefix_velocity"
+    (block,) = tight.blocks()
+    assert block["mode"] == "enforce"
+    assert tight.reason(numbers[4]) == "blocked"
+
+
+def test_blocks_belong_to_their_workspace(guarded: Any) -> None:
+    app = guarded(prefix_limit=1)
+    numbers = mobile_numbers("GB", 3)
+    assert [app.reason(to) for to in numbers[:2]] == [None, "prefix_velocity"]
     (block,) = app.blocks()
-    assert block["reason"] == "low_conversion" and block["detail"].startswith("0 of 3")
+    other = {"x-api-key": "other-key", "x-workspace-id": "other"}
+    assert app.http.get("/v1/fraud/blocks", headers=other).json()["blocks"] == []
+    assert app.http.delete(f"/v1/fraud/blocks/{block['id']}", headers=other).status_code == 404
+    assert app.http.post("/v1/otpflow", headers=other, json=flow(numbers[2])).status_code == 200
+    assert [b["id"] for b in app.blocks()] == [block["id"]]
+
+
+def test_numbers_of_no_country_are_refused_unless_allowed(guarded: Any) -> None:
+    inmarsat = phonenumbers.example_number_for_non_geo_entity(870)
+    digits = f"{inmarsat.country_code}{inmarsat.national_number}"
+    assert guarded().reason(digits) == "country_not_allowed"
+    assert guarded(allow_non_geographic=True).reason(digits) is None
+
+
+def test_a_number_written_two_ways_is_screened_once(guarded: Any) -> None:
+    """``4407…`` and ``447…`` are one British number: one flow to it counts once to the
+    country's hour."""
+    app = guarded(country_hourly_limits="GB:2", prefix_limit=100)
+    first, second = mobile_numbers("GB", 2)
+    one_number = flow(first)
+    one_number["messages"].append(dict(one_number["messages"][0]))
+    one_number["messages"][1]["data"] = {
+        **one_number["messages"][0]["data"],
+        "recipient": "440" + first[2:],
+    }
+    reply = app.post(one_number)
+    assert reply.status_code == 200, reply.text
+    assert app.reason(second) is None
 
 
 def test_feedback_is_checked_and_only_for_the_workspaces_own_flows(guarded: Any) -> None:
