@@ -90,13 +90,7 @@ class System:
     def client(self) -> OtpflowClient:
         """A producer on the same Redis and broker as the processes."""
         if self._client is None:
-            self._client = OtpflowClient(
-                Settings(
-                    redis_url=self.stack.redis_url,
-                    broker_url=self.stack.broker_url,
-                    secret=self.stack.secret,
-                )
-            )
+            self._client = OtpflowClient(self.stack.settings())
         return self._client
 
     def start(self, body: dict[str, Any]) -> str:
@@ -275,7 +269,6 @@ def clean_broker(broker_url: str) -> None:
     if broker_url.startswith("redis"):
         redis.Redis.from_url(broker_url).flushdb()
         return
-    from otpflow.config.settings import Settings
     from otpflow.flow.contract import make_celery
 
     app = make_celery(Settings(broker_url=broker_url))

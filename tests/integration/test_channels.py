@@ -11,12 +11,10 @@ import pytest
 
 from otpflow.cli.stack import (
     SIM_API_KEY,
-    SIM_GATEWAY_AUTH,
     SIM_MESSAGEFLOW_KEY,
     SIM_MESSAGEFLOW_TOKEN,
     SIM_WORKSPACE,
 )
-from otpflow.config.settings import Settings
 from otpflow.flow.models import FlowRequest
 from otpflow.providers import build_providers
 from otpflow.providers.base import Callback
@@ -83,22 +81,6 @@ def test_four_channels_until_email_delivers(system: System) -> None:
     assert mail["path"] == "smtp"
     assert mail["body"]["subject"] == "Your ACME code"
     assert "Your code is 4821" in mail["body"]["text"]
-
-
-def sim_settings(system: System) -> Settings:
-    sim = system.stack.sim_url
-    return Settings(
-        providers={
-            "zixflow": {"base_url": sim, "api_key": SIM_API_KEY, "workspace_id": SIM_WORKSPACE},
-            "messageflow": {
-                "base_url": sim,
-                "application_key": SIM_MESSAGEFLOW_KEY,
-                "authorization": SIM_MESSAGEFLOW_TOKEN,
-            },
-            "gateway": {"base_url": sim, "auth": SIM_GATEWAY_AUTH},
-            "smtp": {"host": "127.0.0.1", "port": system.stack.smtp_port},
-        }
-    )
 
 
 ZIXFLOW = {"x-api-key": SIM_API_KEY, "x-workspace-id": SIM_WORKSPACE}
@@ -217,7 +199,7 @@ def test_each_adapter_speaks_its_provider_api(
     ).steps[0]
     callback = Callback(url="http://127.0.0.1:9/v1/dlr/x?token=t", data="t")
     with httpx.Client(timeout=10) as client:
-        adapter = build_providers(sim_settings(system), client)[provider]
+        adapter = build_providers(system.stack.settings(), client)[provider]
         message_id = adapter.send(step, callback)
     assert message_id
     who = data.get("to") or to
